@@ -1,0 +1,154 @@
+"""Checkpoints: plain dicts of tensors and primitives, written atomically, loaded with weights_only=True.
+
+Layout (format_version 1)::
+
+    {"format_version": 1, "config": Config.to_dict(), "model": state_dict, "weight_norm": bool,
+     ...training state (optimizer, scaler, step, epoch, rng) where present}
+
+``load_model`` also recognises the published NVIDIA files and converts them (see ``nvidia.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import Config, ConfigError
+from .model import WaveGlow
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, of an unsupported version, or does not fit the model."""
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """torch.save to a temporary file in the same folder, fsync, then rename over ``path``.
+
+    A reader never sees a partial file: either the old one or the complete new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def model_payload(model: WaveGlow, config: Config) -> dict[str, Any]:
+    """The part of a checkpoint that rebuilds the model: format version, config, weights."""
+    model = unwrap(model)
+    return {
+        "format_version": FORMAT_VERSION,
+        "config": config.to_dict(),
+        "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "weight_norm": model.has_weight_norm,
+    }
+
+
+def unwrap(model: torch.nn.Module) -> WaveGlow:
+    """The WaveGlow inside DDP or torch.compile wrappers."""
+    while True:
+        if hasattr(model, "module") and isinstance(model.module, torch.nn.Module):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model  # type: ignore[return-value]
+
+
+def save_model(model: WaveGlow, config: Config, path: str | Path) -> None:
+    """Write a weights-only checkpoint (for inference or fine-tuning) atomically."""
+    atomic_save(model_payload(model, config), path)
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load one of our checkpoints safely (weights_only=True) and check its format version."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: checkpoint file is empty")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise CheckpointError(
+            f"{path}: not a loadable checkpoint of ours ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(data, dict) or "format_version" not in data:
+        raise CheckpointError(f"{path}: not a checkpoint of ours (no format_version)")
+    version = data["format_version"]
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {version!r} is not supported (this code reads 1..{FORMAT_VERSION})"
+        )
+    return data
+
+
+def model_from_payload(data: dict[str, Any], source: str = "checkpoint") -> tuple[WaveGlow, Config]:
+    """Rebuild the model (on CPU) from a checkpoint dict; strict key and shape checking."""
+    try:
+        config = Config.from_dict(data["config"])
+    except (KeyError, ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{source}: bad or missing config ({exc})") from exc
+    model = WaveGlow(config.model, config.audio)
+    state = data["model"]
+    if not any(".parametrizations." in key for key in state):
+        model.remove_weight_norm()
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{source}: weights do not fit the model in its config ({exc})") from exc
+    return model, config
+
+
+def load_model(
+    path: str | Path, map_location: str | torch.device = "cpu", **nvidia_overrides: Any
+) -> tuple[WaveGlow, Config]:
+    """Rebuild a WaveGlow from any checkpoint we accept: ours, or a published NVIDIA file.
+
+    Returns (model on CPU in float32, its Config). ``nvidia_overrides`` (e.g. sampling_rate, hop_length)
+    apply only to NVIDIA files, whose audio settings are not stored in the file.
+    """
+    path = Path(path)
+    try:
+        data = load_checkpoint(path, map_location="cpu")
+    except CheckpointError as ours_error:
+        if not path.is_file() or path.stat().st_size == 0:
+            raise
+        try:
+            from . import nvidia
+        except ImportError:  # the importer is optional in a stripped install
+            raise ours_error from None
+        if not nvidia.is_nvidia_checkpoint(path):
+            raise
+        model = nvidia.load_nvidia_checkpoint(path, map_location="cpu", **nvidia_overrides)
+        config = Config(model=model.model_cfg, audio=model.audio_cfg)
+        return model, config
+    return model_from_payload(data, source=str(path))

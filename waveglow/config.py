@@ -1,0 +1,323 @@
+"""Typed configuration: dataclasses, validation, and load/save of YAML or JSON files.
+
+Layer 0: imports nothing of ours and no torch. Every checkpoint carries ``Config.to_dict()``, so a model
+can be rebuilt from the file alone.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+CONFIG_VERSION = 1
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or inconsistent."""
+
+
+@dataclass
+class AudioConfig:
+    """Audio and mel front end settings (the Tacotron 2 convention by default)."""
+
+    sampling_rate: int = 22050  # Hz; files at other rates are resampled on load
+    filter_length: int = 1024  # STFT size (n_fft)
+    hop_length: int = 256  # samples between mel frames; also the upsampler's stride
+    win_length: int = 1024  # Hann window length (<= filter_length); also the upsampler's kernel
+    n_mel_channels: int = 80  # mel bins
+    mel_fmin: float = 0.0  # lowest mel filter edge, Hz
+    mel_fmax: float | None = 8000.0  # highest mel filter edge, Hz (None: sampling_rate / 2)
+
+    def validate(self) -> None:
+        _positive(self, "sampling_rate", "filter_length", "hop_length", "win_length", "n_mel_channels")
+        if self.win_length > self.filter_length:
+            raise ConfigError(
+                f"audio.win_length ({self.win_length}) must not exceed audio.filter_length "
+                f"({self.filter_length})"
+            )
+        if self.hop_length > self.win_length:
+            raise ConfigError(
+                f"audio.hop_length ({self.hop_length}) must not exceed audio.win_length ({self.win_length})"
+            )
+        fmax = self.fmax
+        if not 0 <= self.mel_fmin < fmax <= self.sampling_rate / 2:
+            raise ConfigError(
+                f"audio: need 0 <= mel_fmin < mel_fmax <= sampling_rate/2, got mel_fmin={self.mel_fmin}, "
+                f"mel_fmax={self.mel_fmax}, sampling_rate={self.sampling_rate}"
+            )
+
+    @property
+    def fmax(self) -> float:
+        """The upper mel edge in Hz, with ``None`` resolved to the Nyquist frequency."""
+        return float(self.sampling_rate) / 2 if self.mel_fmax is None else float(self.mel_fmax)
+
+
+@dataclass
+class ModelConfig:
+    """WaveGlow architecture. Defaults are the published NVIDIA model (87,879,272 parameters)."""
+
+    n_mel_channels: int = 80  # must equal audio.n_mel_channels
+    n_flows: int = 12  # flow steps (1x1 conv + affine coupling)
+    n_group: int = 8  # audio samples squeezed into one vector (even)
+    n_early_every: int = 4  # an early output leaves before every n_early_every-th flow
+    n_early_size: int = 2  # channels per early output (even)
+    n_layers: int = 8  # dilated conv layers per coupling network (WN)
+    n_channels: int = 256  # residual channels in WN
+    kernel_size: int = 3  # dilated conv kernel size (odd)
+
+    def validate(self) -> None:
+        _positive(self, *[f.name for f in fields(self)])
+        if self.n_group % 2:
+            raise ConfigError(f"model.n_group must be even, got {self.n_group}")
+        if self.n_early_size % 2:
+            raise ConfigError(f"model.n_early_size must be even, got {self.n_early_size}")
+        if self.kernel_size % 2 == 0:
+            raise ConfigError(f"model.kernel_size must be odd, got {self.kernel_size}")
+        remaining = self.remaining_channels()
+        if remaining < 2:
+            raise ConfigError(
+                f"model: {self.n_flows} flows with an early output of {self.n_early_size} channels every "
+                f"{self.n_early_every} flows leave {remaining} of n_group={self.n_group} channels; need >= 2"
+            )
+
+    def n_early_outputs(self) -> int:
+        """How many early outputs leave the flow (before flows n_early_every, 2*n_early_every, ...)."""
+        return (self.n_flows - 1) // self.n_early_every
+
+    def remaining_channels(self) -> int:
+        """Channels still in the flow after the last early output."""
+        return self.n_group - self.n_early_size * self.n_early_outputs()
+
+
+@dataclass
+class DataConfig:
+    """Where the training data is and how segments are drawn."""
+
+    training_files: str = ""  # filelist, LJSpeech folder (metadata.csv + wavs/) or directory of audio
+    validation_files: str = ""  # held-out filelist ("" with an LJSpeech folder: its validation split)
+    data_root: str = ""  # relative paths in filelists are resolved against this ("": the list's folder)
+    segment_length: int = 16000  # audio samples per training example (multiple of n_group)
+    num_workers: int = 2  # DataLoader worker processes
+    cache_dir: str = ""  # cache of decoded, resampled audio ("": no cache)
+    skip_bad_files: bool = False  # train on the good files when the data check finds bad ones
+    validation_clips: int = 4  # held-out clips synthesised and logged at each validation
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, precision, checkpointing and logging."""
+
+    seed: int = 1234  # makes a run reproducible
+    batch_size: int = 12  # examples per device per step
+    learning_rate: float = 1e-4  # Adam
+    sigma: float = 1.0  # std of the Gaussian prior during training
+    grad_clip_thresh: float = 0.0  # max gradient norm (0: no clipping)
+    lr_schedule: str = "constant"  # constant | cosine | step
+    lr_warmup_steps: int = 0  # linear warm-up steps
+    lr_decay_steps: int = 0  # step schedule: decay every N steps; cosine: total steps (0: max_steps)
+    lr_decay_gamma: float = 0.5  # step schedule: multiply the rate by this at each decay
+    epochs: int = 100000  # upper bound on epochs
+    max_steps: int = 0  # stop after this many optimiser steps (0: no limit)
+    max_minutes: float = 0.0  # stop after this much wall time, with a checkpoint (0: no limit)
+    precision: str = "fp32"  # fp32 | tf32 | bf16 | fp16
+    checkpoint_interval: int = 2000  # steps between checkpoints
+    keep_last: int = 3  # checkpoints kept besides the best one
+    validation_interval: int = 2000  # steps between validations
+    log_interval: int = 50  # steps between TensorBoard scalars
+    max_nonfinite_steps: int = 10  # stop after this many non-finite steps in a row
+    validation_sigma: float = 0.6  # sigma of the synthesis logged at validation
+
+
+@dataclass
+class Config:
+    """Everything a run needs; stored inside every checkpoint."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    version: int = CONFIG_VERSION
+
+    def validate(self) -> Config:
+        """Check every section and their consistency; returns self, raises ConfigError."""
+        self.model.validate()
+        self.audio.validate()
+        if self.model.n_mel_channels != self.audio.n_mel_channels:
+            raise ConfigError(
+                f"model.n_mel_channels ({self.model.n_mel_channels}) must equal audio.n_mel_channels "
+                f"({self.audio.n_mel_channels})"
+            )
+        seg = self.data.segment_length
+        if seg <= 0 or seg % self.model.n_group:
+            raise ConfigError(
+                f"data.segment_length ({seg}) must be a positive multiple of model.n_group "
+                f"({self.model.n_group})"
+            )
+        if seg < self.audio.win_length:
+            raise ConfigError(
+                f"data.segment_length ({seg}) must be at least audio.win_length ({self.audio.win_length})"
+            )
+        if self.train.precision not in ("fp32", "tf32", "bf16", "fp16"):
+            raise ConfigError(
+                f"train.precision must be fp32, tf32, bf16 or fp16, got {self.train.precision!r}"
+            )
+        if self.train.lr_schedule not in ("constant", "cosine", "step"):
+            raise ConfigError(
+                f"train.lr_schedule must be constant, cosine or step, got {self.train.lr_schedule!r}"
+            )
+        if not (self.train.sigma > 0 and math.isfinite(self.train.sigma)):
+            raise ConfigError(f"train.sigma must be positive, got {self.train.sigma}")
+        if self.train.batch_size <= 0:
+            raise ConfigError(f"train.batch_size must be positive, got {self.train.batch_size}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of primitives (safe for ``torch.load(weights_only=True)``)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """Build from a dict in our layout or the original NVIDIA ``config.json`` layout."""
+        data = copy.deepcopy(data)
+        if "waveglow_config" in data or "data_config" in data or "train_config" in data:
+            data = _from_nvidia_layout(data)
+        version = data.pop("version", CONFIG_VERSION)
+        if version > CONFIG_VERSION:
+            raise ConfigError(f"config version {version} is newer than this code supports ({CONFIG_VERSION})")
+        unknown = set(data) - {"model", "audio", "data", "train"}
+        if unknown:
+            raise ConfigError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+        cfg = cls(
+            model=_section(ModelConfig, data.get("model", {}), "model"),
+            audio=_section(AudioConfig, data.get("audio", {}), "audio"),
+            data=_section(DataConfig, data.get("data", {}), "data"),
+            train=_section(TrainConfig, data.get("train", {}), "train"),
+        )
+        return cfg
+
+    def override(self, assignments: list[str]) -> Config:
+        """Apply ``section.key=value`` strings (values parsed as YAML scalars); returns a new Config."""
+        data = self.to_dict()
+        for item in assignments:
+            if "=" not in item or "." not in item.split("=", 1)[0]:
+                raise ConfigError(f"--set expects section.key=value, got {item!r}")
+            dotted, raw = item.split("=", 1)
+            section, key = dotted.split(".", 1)
+            if section not in data or not isinstance(data[section], dict) or key not in data[section]:
+                raise ConfigError(f"--set {dotted}: no such config key")
+            data[section][key] = _parse_scalar(raw)
+        return Config.from_dict(data)
+
+
+def load_config(path: str | Path) -> Config:
+    """Read a YAML or JSON config file (ours or the original NVIDIA config.json)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # noqa: BLE001 - any parse error becomes one clear message
+        raise ConfigError(f"{path}: cannot parse config: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a config file must hold a mapping of sections")
+    try:
+        return Config.from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML (or JSON when the suffix is .json)."""
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        text = json.dumps(cfg.to_dict(), indent=2)
+    else:
+        import yaml
+
+        text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _section(cls: type, values: Any, name: str) -> Any:
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"config section {name!r} must be a mapping, got {type(values).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = set(values) - set(known)
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in {name}: {', '.join(sorted(unknown))} (known: {', '.join(known)})"
+        )
+    return cls(**values)
+
+
+def _parse_scalar(raw: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.safe_load(raw)
+    except Exception:  # noqa: BLE001
+        return raw
+
+
+def _positive(obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            section = "model" if isinstance(obj, ModelConfig) else "audio"
+            raise ConfigError(f"{section}.{name} must be a positive integer, got {value!r}")
+
+
+_NVIDIA_MODEL_KEYS = {f.name for f in fields(ModelConfig)} - {"n_mel_channels"}
+
+
+def _from_nvidia_layout(data: dict[str, Any]) -> dict[str, Any]:
+    """Translate the original repository's config.json (train_config / data_config / dist_config /
+    waveglow_config) into our sections. Keys that only matter to that code (fp16_run, output_directory,
+    dist_config) are dropped."""
+    wg = dict(data.get("waveglow_config", {}))
+    wn = dict(wg.pop("WN_config", {}))
+    model = {k: v for k, v in wg.items() if k in _NVIDIA_MODEL_KEYS or k == "n_mel_channels"}
+    model.update({k: v for k, v in wn.items() if k in ("n_layers", "n_channels", "kernel_size")})
+    dc = data.get("data_config", {})
+    audio = {
+        k: dc[k]
+        for k in ("sampling_rate", "filter_length", "hop_length", "win_length", "mel_fmin", "mel_fmax")
+        if k in dc
+    }
+    if "n_mel_channels" in model:
+        audio["n_mel_channels"] = model["n_mel_channels"]
+    data_section = {}
+    if "training_files" in dc:
+        data_section["training_files"] = dc["training_files"]
+    if "segment_length" in dc:
+        data_section["segment_length"] = dc["segment_length"]
+    tc = data.get("train_config", {})
+    train = {}
+    for ours, theirs in (
+        ("learning_rate", "learning_rate"),
+        ("sigma", "sigma"),
+        ("batch_size", "batch_size"),
+        ("seed", "seed"),
+        ("epochs", "epochs"),
+        ("checkpoint_interval", "iters_per_checkpoint"),
+    ):
+        if theirs in tc:
+            train[ours] = tc[theirs]
+    if tc.get("fp16_run"):
+        train["precision"] = "fp16"
+    return {"model": model, "audio": audio, "data": data_section, "train": train}
