@@ -107,3 +107,12 @@ def test_original_nvidia_config_json_is_accepted(tmp_path):
     assert cfg.audio.sampling_rate == 22050 and cfg.audio.n_mel_channels == 80
     assert cfg.data.segment_length == 16000 and cfg.data.training_files == "train_files.txt"
     assert cfg.train.precision == "fp16" and cfg.train.checkpoint_interval == 2000
+
+
+@pytest.mark.parametrize(
+    "sets,message",
+    [(["data.short_clips=zeros"], "short_clips must be pad or drop"), (["data.dither=-1"], "dither")],
+)
+def test_data_section_validation(sets, message):
+    with pytest.raises(ConfigError, match=message):
+        Config().override(sets).validate()

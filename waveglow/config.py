@@ -32,9 +32,27 @@ class AudioConfig:
     n_mel_channels: int = 80  # mel bins
     mel_fmin: float = 0.0  # lowest mel filter edge, Hz
     mel_fmax: float | None = 8000.0  # highest mel filter edge, Hz (None: sampling_rate / 2)
+    # The mel convention. The defaults are Tacotron 2's, which the published WaveGlow weights expect; change
+    # them only to train a model on mels from another front end (it then expects those mels).
+    mel_log: str = "ln"  # ln (natural log) | log10 | db (20*log10 for magnitude, 10*log10 for power)
+    mel_clip: float = 1e-5  # floor applied to the mel before the log
+    mel_power: float = 1.0  # 1: STFT magnitude (Tacotron 2), 2: power
+    mel_scale: str = "slaney"  # mel scale of the filters: slaney (Tacotron 2, librosa default) | htk
+    mel_norm: str = "slaney"  # filter normalisation: slaney (unit area, Tacotron 2) | none (peak 1)
 
     def validate(self) -> None:
         _positive(self, "sampling_rate", "filter_length", "hop_length", "win_length", "n_mel_channels")
+        for name, value, allowed in (
+            ("mel_log", self.mel_log, ("ln", "log10", "db")),
+            ("mel_scale", self.mel_scale, ("slaney", "htk")),
+            ("mel_norm", self.mel_norm, ("slaney", "none")),
+        ):
+            if value not in allowed:
+                raise ConfigError(f"audio.{name} must be one of {', '.join(allowed)}, got {value!r}")
+        if not (self.mel_clip > 0 and math.isfinite(self.mel_clip)):
+            raise ConfigError(f"audio.mel_clip must be positive, got {self.mel_clip}")
+        if self.mel_power not in (1, 2):
+            raise ConfigError(f"audio.mel_power must be 1 (magnitude) or 2 (power), got {self.mel_power}")
         if self.win_length > self.filter_length:
             raise ConfigError(
                 f"audio.win_length ({self.win_length}) must not exceed audio.filter_length "
@@ -106,6 +124,9 @@ class DataConfig:
     cache_dir: str = ""  # cache of decoded, resampled audio ("": no cache)
     skip_bad_files: bool = False  # train on the good files when the data check finds bad ones
     validation_clips: int = 4  # held-out clips synthesised and logged at each validation
+    validation_max_seconds: float = 0.0  # validate on at most this much of each held-out clip (0: all of it)
+    short_clips: str = "pad"  # clips shorter than segment_length: pad (mirror padding, never zeros) | drop
+    dither: float = 1.0  # uniform noise added to training segments, in 16-bit steps peak to peak (0: none)
 
 
 @dataclass
@@ -131,6 +152,8 @@ class TrainConfig:
     log_interval: int = 50  # steps between TensorBoard scalars
     max_nonfinite_steps: int = 10  # stop after this many non-finite steps in a row
     validation_sigma: float = 0.6  # sigma of the synthesis logged at validation
+    device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N (torchrun: local rank)
+    validate_at_start: bool = True  # validate once before the first step (the baseline for the held-out NLL)
 
 
 @dataclass
@@ -162,6 +185,10 @@ class Config:
             raise ConfigError(
                 f"data.segment_length ({seg}) must be at least audio.win_length ({self.audio.win_length})"
             )
+        if self.data.short_clips not in ("pad", "drop"):
+            raise ConfigError(f"data.short_clips must be pad or drop, got {self.data.short_clips!r}")
+        if not (self.data.dither >= 0 and math.isfinite(self.data.dither)):
+            raise ConfigError(f"data.dither must be >= 0, got {self.data.dither}")
         if self.train.precision not in ("fp32", "tf32", "bf16", "fp16"):
             raise ConfigError(
                 f"train.precision must be fp32, tf32, bf16 or fp16, got {self.train.precision!r}"
