@@ -1,0 +1,97 @@
+"""Synthesise wav files from mels or audio with a WaveGlow checkpoint.
+
+python infer.py --checkpoint CKPT --output DIR INPUT... [--sigma 0.6] [--denoise 0.1] ...
+torchrun --nproc_per_node N infer.py ...   # shards the inputs across N processes (GPUs)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from waveglow.checkpoint import CheckpointError
+from waveglow.inference import DEFAULT_MAX_FRAMES, DEFAULT_OVERLAP_FRAMES, PRECISIONS, synthesize_files
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="mel files (.npy/.pt, (n_mel, F) or (1, n_mel, F)), audio files (copy synthesis), "
+        "directories (searched recursively) or .txt filelists (path or path|text per line)",
+    )
+    parser.add_argument("--checkpoint", required=True, help="our checkpoint or a published NVIDIA one")
+    parser.add_argument(
+        "--output", required=True, help="folder for the wav files (one per input, named after it)"
+    )
+    parser.add_argument("--sigma", type=float, default=0.6, help="std of the noise z (default 0.6)")
+    parser.add_argument(
+        "--denoise",
+        type=float,
+        default=0.0,
+        metavar="STRENGTH",
+        help="bias-removal strength, e.g. 0.1 (default 0: off)",
+    )
+    parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32", help="default fp32")
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="inputs per pass, grouped by length (default 8)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="noise seed; each file's noise depends on it and the file's output name only (default 0)",
+    )
+    parser.add_argument("--device", default=None, help="e.g. cpu, cuda, cuda:1 (default: cuda if available)")
+    parser.add_argument(
+        "--max-frames",
+        type=int,
+        default=DEFAULT_MAX_FRAMES,
+        help=f"longer mels are synthesised in crossfaded chunks (default {DEFAULT_MAX_FRAMES})",
+    )
+    parser.add_argument(
+        "--overlap-frames",
+        type=int,
+        default=DEFAULT_OVERLAP_FRAMES,
+        help=f"overlap of those chunks (default {DEFAULT_OVERLAP_FRAMES})",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs (default: skip them)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        summary = synthesize_files(
+            args.checkpoint,
+            args.inputs,
+            args.output,
+            sigma=args.sigma,
+            denoise=args.denoise,
+            precision=args.precision,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            device=args.device,
+            max_frames=args.max_frames,
+            overlap_frames=args.overlap_frames,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
+    except (CheckpointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(summary.report())
+    return 1 if summary.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,813 @@
+"""Synthesis: the ``Vocoder`` a TTS front end calls, and ``synthesize_files``, the batch job of ``infer.py``.
+
+Noise. Item i's latent z_i ~ N(0, 1) of shape (n_group, ceil(F_i * hop_length / n_group)) is drawn on the
+CPU from ``torch.Generator().manual_seed(s_i)`` and then moved to the device, so a seed gives the same z on
+any device and in any batch. The per-item seeds s_i are either given (``seeds=``) or drawn in order, one
+int64 per item, from ``generator`` (the global RNG when None): a batch gives the same audio as calling the
+vocoder one item at a time, in the same order, with the same generator. ``infer.py`` derives s_i from
+``--seed`` and the output file name, so a file's audio does not depend on batch size, sharding or resuming.
+
+Batching. Mels of different lengths run as one padded batch in which the input of every dilated
+convolution is zeroed beyond each item's own length: exactly what the convolution's zero padding does when
+the item runs alone. The padded mel frames hold 0, so that the one padded frame whose upsampling window
+reaches back into an item's last, partial group of n_group samples (when hop_length is not a multiple of
+n_group) adds nothing there either. A batch therefore equals one-by-one synthesis up to float rounding,
+tail included; what the model computes in the padded region is masked out and cut off.
+
+Long inputs. Mels longer than ``max_frames`` run in chunks of at most ``max_frames`` frames that overlap by
+``overlap_frames`` and are joined with a raised-cosine crossfade. Each chunk uses its slice of the one
+whole-utterance z, so away from chunk edges a chunk computes what one pass computes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import os
+import pickle
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .audio import AudioFileError, MelSpectrogram, check_mel, load_audio, save_audio
+from .checkpoint import load_model
+from .config import AudioConfig, Config
+from .denoiser import BIAS_MODES, Denoiser
+from .loss import WaveGlowLoss
+from .model import FlowOutput, WaveGlow
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEFAULT_MAX_FRAMES = 4000  # 46 s at 22.05 kHz with hop 256: ordinary utterances run in one exact pass
+DEFAULT_OVERLAP_FRAMES = 128  # chunk overlap (1.5 s at 22.05 kHz, hop 256), crossfaded
+MEL_EXTENSIONS = (".npy", ".pt")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+FILELIST_EXTENSIONS = (".txt",)
+
+MelInput = torch.Tensor | np.ndarray
+
+
+class InputError(ValueError):
+    """An input cannot be synthesised; the message names the input and the problem."""
+
+
+# ---------------------------------------------------------------------------------------------- mels
+def validate_mel(
+    mel: MelInput, audio_cfg: AudioConfig, source: str = "mel", strict_convention: bool = True
+) -> torch.Tensor:
+    """Check a mel of shape (n_mel, F) or (1, n_mel, F); returns it as float32 (n_mel, F) on its device.
+
+    Raises InputError naming ``source`` for a wrong shape or bin count, no frames, NaN or inf, or (when
+    ``strict_convention``) values unlike the config's mel convention (``audio.check_mel``: e.g. a dB, log10
+    or normalised mel for a natural-log model); without ``strict_convention`` those are warnings.
+    """
+    n_mel_channels = audio_cfg.n_mel_channels
+    if isinstance(mel, np.ndarray):
+        if not (np.issubdtype(mel.dtype, np.floating) or np.issubdtype(mel.dtype, np.integer)):
+            raise InputError(f"{source}: array of dtype {mel.dtype} is not a real-valued mel")
+        mel = torch.from_numpy(np.ascontiguousarray(mel))
+    if not isinstance(mel, torch.Tensor):
+        raise InputError(f"{source}: holds {type(mel).__name__}, expected an array or tensor")
+    if mel.is_complex() or mel.dtype == torch.bool:
+        raise InputError(f"{source}: tensor of dtype {mel.dtype} is not a real-valued mel")
+    if mel.dim() == 3 and mel.shape[0] == 1:
+        mel = mel[0]
+    if mel.dim() != 2:
+        raise InputError(f"{source}: shape {tuple(mel.shape)} is not (n_mel, F) or (1, n_mel, F)")
+    if mel.shape[0] != n_mel_channels:
+        hint = " (transposed? expected (n_mel, F))" if mel.shape[1] == n_mel_channels else ""
+        raise InputError(
+            f"{source}: has {mel.shape[0]} mel bins, the checkpoint expects {n_mel_channels}{hint}"
+        )
+    if mel.shape[1] == 0:
+        raise InputError(f"{source}: has no frames")
+    mel = mel.float()
+    bad = int((~torch.isfinite(mel)).sum())
+    if bad:
+        raise InputError(f"{source}: contains {bad} NaN or infinite values")
+    issues = check_mel(mel, audio_cfg)
+    if issues and strict_convention and _far_outside_convention(mel, audio_cfg):
+        raise InputError(f"{source}: {'; '.join(issues)}")
+    for issue in issues:
+        log.warning("%s: %s", source, issue)
+    return mel
+
+
+def _far_outside_convention(mel: torch.Tensor, audio_cfg: AudioConfig) -> bool:
+    """Whether the mel's value range is far from the front end's [floor, ceiling], not just near its edges.
+
+    ``check_mel`` also flags mild deviations (a predicted mel undershooting the floor a little, a short mel
+    whose minimum is not the floor); those are warnings. Far means: minimum a quarter of the range below the
+    floor (dB), maximum a quarter above the ceiling (power, linear), or a minimum that never comes within
+    40% of the range of the floor (log10, normalised).
+    """
+    floor, ceiling = MelSpectrogram(audio_cfg).value_range()
+    span = ceiling - floor
+    low, high = float(mel.min()), float(mel.max())
+    return low < floor - 0.25 * span or high > ceiling + 0.25 * span or low > floor + 0.4 * span
+
+
+def draw_seeds(count: int, generator: torch.Generator | None = None) -> list[int]:
+    """``count`` int64 seeds drawn from ``generator`` (the global RNG when None), one call per seed.
+
+    One call each, so that drawing for a batch equals drawing for its items one by one on any device.
+    """
+    device = generator.device if generator is not None else "cpu"
+    return [
+        int(torch.randint(0, 2**63 - 1, (1,), generator=generator, device=device, dtype=torch.int64))
+        for _ in range(count)
+    ]
+
+
+def item_seed(seed: int, key: str) -> int:
+    """A stable 63-bit seed for one file from the job seed and the file's output name."""
+    digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+@contextlib.contextmanager
+def _masked_dilations(model: WaveGlow, mask: torch.Tensor) -> Iterator[None]:
+    """Zero the input of every dilated conv beyond each item's length; mask (B, 1, L) bool.
+
+    A conv's zero padding does exactly this for an item that runs alone, so a padded batch computes what
+    each item computes on its own. ``torch.where`` (not a product) keeps NaN or inf in the padded tail out.
+    """
+
+    def hook(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        return (torch.where(mask, args[0], torch.zeros((), dtype=args[0].dtype, device=args[0].device)),)
+
+    handles = [layer.register_forward_pre_hook(hook) for wn in model.WN for layer in wn.in_layers]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@dataclass
+class LogLikelihood:
+    """Exact log-likelihood of audio given its mel, per example (higher is more likely).
+
+    nats_per_sample: (B,) log p(audio | mel) / T in nats, with the prior N(0, sigma^2) at the training
+    sigma; this is minus the training loss. bits_per_sample: (B,) the same in bits. Densities are of float
+    samples in [-1, 1]. n_samples: the samples scored per example (T cut to a multiple of n_group).
+    """
+
+    nats_per_sample: torch.Tensor
+    bits_per_sample: torch.Tensor
+    n_samples: int
+    sigma: float
+
+
+# ---------------------------------------------------------------------------------------------- vocoder
+class Vocoder:
+    """A WaveGlow ready for synthesis: mel (n_mel, F) or (B, n_mel, F) or a list of mels -> audio.
+
+    Carries its own audio settings (sampling_rate, hop_length, the mel front end) from the checkpoint's
+    config. ``precision`` "fp32", "bf16" or "fp16" runs the coupling networks under autocast in that dtype;
+    the flow's carrier, z, the 1x1 inverses and the output stay float32.
+    """
+
+    def __init__(
+        self,
+        model: WaveGlow,
+        config: Config,
+        device: str | torch.device | None = None,
+        precision: str = "fp32",
+        overlap_frames: int = DEFAULT_OVERLAP_FRAMES,
+        denoiser_mode: str = "zeros",
+    ):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if overlap_frames < 1:
+            raise ValueError(f"overlap_frames must be >= 1, got {overlap_frames}")
+        if denoiser_mode not in BIAS_MODES:
+            raise ValueError(f"denoiser_mode must be one of {BIAS_MODES}, got {denoiser_mode!r}")
+        self.config = config
+        self.device = torch.device(device) if device is not None else default_device()
+        self.precision = precision
+        self.dtype = PRECISIONS[precision]
+        self.overlap_frames = overlap_frames
+        self.denoiser_mode = denoiser_mode
+        _check_precision(self.device, self.dtype)
+        self._prepare(model)
+        self.mel_fn = MelSpectrogram(config.audio).to(self.device)
+        self._denoiser: Denoiser | None = None
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, device: str | torch.device | None = None, precision: str = "fp32", **kwargs
+    ) -> Vocoder:
+        """Rebuild model and mel front end from a checkpoint (ours or NVIDIA's); device None: cuda if any."""
+        model, config = load_model(path, map_location="cpu")
+        return cls(model, config, device=device, precision=precision, **kwargs)
+
+    def _prepare(self, model: WaveGlow) -> None:
+        """The one place where the model is made ready for inference: the seam for a fast path.
+
+        Sets ``self.model``, the plain WaveGlow (weight norm folded, eval, on the device), which ``score``
+        and batches of different lengths use (their dilated-conv inputs are masked by hooks on
+        ``WN[k].in_layers``), and ``self.reverse_fn``, any (z, mel) -> audio with ``WaveGlow.reverse``'s
+        semantics, which batches of one length use: a fast path (e.g. ``waveglow.fast``) goes there.
+        """
+        if model.has_weight_norm:
+            model.remove_weight_norm()
+        self.model = model.eval().requires_grad_(False).to(self.device)
+        self.reverse_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = self.model.reverse
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def sampling_rate(self) -> int:
+        return self.config.audio.sampling_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.audio.hop_length
+
+    @property
+    def n_mel_channels(self) -> int:
+        return self.config.audio.n_mel_channels
+
+    @property
+    def n_group(self) -> int:
+        return self.config.model.n_group
+
+    @property
+    def denoiser(self) -> Denoiser:
+        """The bias-removal denoiser, built on first use (weights never change in a Vocoder)."""
+        if self._denoiser is None:
+            self._denoiser = Denoiser.from_model(
+                self.model, mode=self.denoiser_mode, synthesize=self._synthesize_zero_noise
+            )
+        return self._denoiser
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
+
+    # ------------------------------------------------------------------ synthesis
+    @torch.inference_mode()
+    def __call__(
+        self,
+        mel: MelInput | Sequence[MelInput],
+        sigma: float = 0.6,
+        denoise: float = 0.0,
+        generator: torch.Generator | None = None,
+        lengths: Sequence[int] | torch.Tensor | None = None,
+        seeds: Sequence[int] | None = None,
+        max_frames: int | None = None,
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """Synthesise audio in [-1, 1] (float32, on the vocoder's device).
+
+        mel: (n_mel, F) or (B, n_mel, F) tensor or array -> (B, F*hop_length); with ``lengths`` (B,) in
+        frames, item i is mel[i, :, :lengths[i]] and the result is (B, max(lengths)*hop_length) with item
+        i's audio in [:lengths[i]*hop_length] and zeros after it. A list of mels (n_mel, F_i) -> a list of
+        audio (F_i*hop_length,). sigma: std of z; denoise: bias-removal strength (0: off); generator or
+        seeds: the noise (module docstring); max_frames: chunk longer mels (None: never).
+        """
+        mels, as_list = self._split(mel, lengths)
+        if seeds is None:
+            seeds = draw_seeds(len(mels), generator)
+        elif len(seeds) != len(mels):
+            raise ValueError(f"got {len(seeds)} seeds for {len(mels)} mels")
+        audio = self.synthesize(mels, list(seeds), sigma=sigma, denoise=denoise, max_frames=max_frames)
+        if as_list:
+            return audio
+        out = torch.zeros(len(audio), max(a.shape[0] for a in audio), device=self.device)
+        for i, item in enumerate(audio):
+            out[i, : item.shape[0]] = item
+        return out
+
+    def _split(
+        self, mel: MelInput | Sequence[MelInput], lengths: Sequence[int] | torch.Tensor | None
+    ) -> tuple[list[torch.Tensor], bool]:
+        """Any accepted mel input -> (list of float32 (n_mel, F_i) on the device, whether it was a list)."""
+        audio_cfg = self.config.audio
+        if isinstance(mel, (list, tuple)):
+            if lengths is not None:
+                raise ValueError("lengths is for a padded batch, not for a list of mels")
+            mels = [
+                validate_mel(m, audio_cfg, f"mel[{i}]", strict_convention=False) for i, m in enumerate(mel)
+            ]
+            return [m.to(self.device) for m in mels], True
+        if isinstance(mel, np.ndarray):
+            mel = torch.from_numpy(np.ascontiguousarray(mel))
+        if not isinstance(mel, torch.Tensor) or mel.dim() not in (2, 3):
+            raise ValueError(
+                f"mel must be (n_mel, F) or (B, n_mel, F), got {getattr(mel, 'shape', type(mel))}"
+            )
+        batch = mel.unsqueeze(0) if mel.dim() == 2 else mel
+        frames = [batch.shape[2]] * batch.shape[0]
+        if lengths is not None:
+            frames = [int(n) for n in (lengths.tolist() if isinstance(lengths, torch.Tensor) else lengths)]
+            if len(frames) != batch.shape[0] or not all(1 <= n <= batch.shape[2] for n in frames):
+                raise ValueError(f"lengths {frames} do not fit a mel batch of shape {tuple(batch.shape)}")
+        mels = [
+            validate_mel(batch[i, :, :n], audio_cfg, f"mel[{i}]", strict_convention=False)
+            for i, n in enumerate(frames)
+        ]
+        return [m.to(self.device) for m in mels], False
+
+    def noise(self, seed: int, frames: int) -> torch.Tensor:
+        """z ~ N(0, 1) (n_group, ceil(frames*hop/n_group)) float32 on the device, from a CPU generator."""
+        length = -(-frames * self.hop_length // self.n_group)
+        gen = torch.Generator().manual_seed(seed)
+        return torch.randn(self.n_group, length, generator=gen).to(self.device)
+
+    def synthesize(
+        self,
+        mels: Sequence[torch.Tensor],
+        seeds: Sequence[int],
+        sigma: float = 0.6,
+        denoise: float = 0.0,
+        max_frames: int | None = None,
+    ) -> list[torch.Tensor]:
+        """Checked mels (n_mel, F_i) on the device and one seed each -> audio (F_i*hop_length,) in [-1, 1]."""
+        if not sigma >= 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        out: list[torch.Tensor | None] = [None] * len(mels)
+        zs = [self.noise(seed, mel.shape[1]) * sigma for mel, seed in zip(mels, seeds)]
+        short = [i for i, mel in enumerate(mels) if max_frames is None or mel.shape[1] <= max_frames]
+        if short:
+            audio = self._synthesize_batch([mels[i] for i in short], [zs[i] for i in short])
+            for i, item in zip(short, audio):
+                out[i] = item
+        for i, mel in enumerate(mels):
+            if out[i] is None:
+                out[i] = self._synthesize_chunked(mel, zs[i], max_frames)  # type: ignore[arg-type]
+        result = []
+        for item in out:
+            if denoise > 0:
+                item = self.denoiser(item, denoise)
+            result.append(item.clamp(-1.0, 1.0))
+        return result
+
+    def _synthesize_batch(
+        self, mels: Sequence[torch.Tensor], zs: Sequence[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """One padded pass: mels (n_mel, F_i), scaled z (n_group, L_i) -> audio (F_i*hop_length,) float32."""
+        frames = [mel.shape[1] for mel in mels]
+        lengths = [z.shape[1] for z in zs]
+        # Zero padding (not the log floor): a padded frame's upsampling must add nothing to real samples.
+        mel_batch = torch.zeros(len(mels), self.n_mel_channels, max(frames), device=self.device)
+        z_batch = torch.zeros(len(zs), self.n_group, max(lengths), device=self.device)
+        for i, (mel, z) in enumerate(zip(mels, zs)):
+            mel_batch[i, :, : frames[i]] = mel
+            z_batch[i, :, : lengths[i]] = z
+        with torch.inference_mode(), self._autocast():
+            if len(set(lengths)) == 1:
+                audio = self.reverse_fn(z_batch, mel_batch)  # (B, g*L)
+            else:
+                steps = torch.arange(max(lengths), device=self.device)
+                mask = steps[None, None, :] < torch.tensor(lengths, device=self.device)[:, None, None]
+                with _masked_dilations(self.model, mask):
+                    audio = self.model.reverse(z_batch, mel_batch)
+        return [audio[i, : n * self.hop_length].float() for i, n in enumerate(frames)]
+
+    def _synthesize_zero_noise(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel (1, n_mel, F) -> audio (1, F*hop) at sigma 0, in the vocoder's precision (for the denoiser)."""
+        z = torch.zeros(self.n_group, -(-mel.shape[2] * self.hop_length // self.n_group), device=self.device)
+        return self._synthesize_batch([mel[0].to(self.device)], [z])[0].unsqueeze(0)
+
+    def chunk_bounds(self, frames: int, max_frames: int) -> list[tuple[int, int]]:
+        """Frame ranges [start, end) of the chunks of a ``frames``-long mel; starts keep z slices whole."""
+        align = self.n_group // math.gcd(self.hop_length, self.n_group)  # frames per whole z column
+        chunk = max_frames - max_frames % align
+        overlap = -(-self.overlap_frames // align) * align
+        step = chunk - overlap
+        if step < align or step < overlap:
+            raise ValueError(
+                f"max_frames ({max_frames}) must be at least twice overlap_frames ({self.overlap_frames})"
+            )
+        bounds = [(0, min(chunk, frames))]
+        while bounds[-1][1] < frames:
+            start = bounds[-1][0] + step
+            bounds.append((start, min(start + chunk, frames)))
+        return bounds
+
+    def _synthesize_chunked(self, mel: torch.Tensor, z: torch.Tensor, max_frames: int) -> torch.Tensor:
+        """mel (n_mel, F) with F > max_frames, scaled z (n_group, L) -> audio (F*hop,), crossfaded chunks."""
+        hop, g = self.hop_length, self.n_group
+        audio = torch.zeros(mel.shape[1] * hop, device=self.device)
+        filled = 0  # samples of ``audio`` written so far
+        for start, end in self.chunk_bounds(mel.shape[1], max_frames):
+            first = start * hop // g
+            z_chunk = z[:, first : first + -(-(end - start) * hop // g)]
+            piece = self._synthesize_batch([mel[:, start:end]], [z_chunk])[0]  # ((end-start)*hop,)
+            fade = filled - start * hop  # samples shared with the previous chunk
+            if fade > 0:
+                ramp = torch.sin(0.5 * math.pi * (torch.arange(fade, device=self.device) + 0.5) / fade) ** 2
+                audio[start * hop : filled] = audio[start * hop : filled] * (1 - ramp) + piece[:fade] * ramp
+            audio[filled : end * hop] = piece[max(fade, 0) :]
+            filled = end * hop
+        return audio
+
+    # ------------------------------------------------------------------ analysis
+    def _audio_batch(self, audio: MelInput) -> torch.Tensor:
+        if isinstance(audio, np.ndarray):
+            audio = torch.from_numpy(np.ascontiguousarray(audio))
+        if audio.dim() == 1:
+            audio = audio.unsqueeze(0)
+        if audio.dim() != 2:
+            raise ValueError(f"audio must be (T,) or (B, T), got {tuple(audio.shape)}")
+        return audio.to(self.device, torch.float32)
+
+    @torch.inference_mode()
+    def mel(self, audio: MelInput) -> torch.Tensor:
+        """audio (T,) or (B, T) in [-1, 1] at ``sampling_rate`` -> log-mel (B, n_mel, 1 + T // hop_length)."""
+        return self.mel_fn(self._audio_batch(audio))
+
+    @torch.inference_mode()
+    def copy_synthesis(
+        self,
+        audio: MelInput,
+        sigma: float = 0.6,
+        denoise: float = 0.0,
+        generator: torch.Generator | None = None,
+        seeds: Sequence[int] | None = None,
+    ) -> torch.Tensor:
+        """audio (T,) or (B, T) -> its resynthesis from its own mel, (B, T) float32."""
+        audio = self._audio_batch(audio)
+        out = self(self.mel(audio), sigma=sigma, denoise=denoise, generator=generator, seeds=seeds)
+        return out[:, : audio.shape[1]]
+
+    @torch.inference_mode()
+    def score(self, audio: MelInput, mel: MelInput | None = None) -> LogLikelihood:
+        """Exact log-likelihood of audio (T,) or (B, T) given its mel (B, n_mel, F) (default: ``mel(audio)``).
+
+        Runs ``model.forward`` in float32 whatever the precision, with the prior sigma the model was trained
+        with (``config.train.sigma``); T is cut to a multiple of n_group.
+        """
+        audio = self._audio_batch(audio)
+        audio = audio[:, : audio.shape[1] - audio.shape[1] % self.n_group]
+        if audio.shape[1] == 0:
+            raise ValueError(f"audio is shorter than n_group={self.n_group} samples")
+        mel_batch = self.mel(audio) if mel is None else self._mel_batch(mel)
+        loss = WaveGlowLoss(self.config.train.sigma)
+        nats = []
+        with torch.autocast(self.device.type, enabled=False):
+            out = self.model(audio, mel_batch)
+            for b in range(audio.shape[0]):
+                item = FlowOutput(
+                    z=out.z[b : b + 1],
+                    log_det=out.log_det[b : b + 1],
+                    log_det_s=out.log_det_s[b : b + 1],
+                    log_det_w=out.log_det_w[b : b + 1],
+                    log_det_s_per_flow=out.log_det_s_per_flow[:, b : b + 1],
+                )
+                nats.append(-loss.terms(item).nll)
+        nats_per_sample = torch.stack(nats).float().cpu()
+        return LogLikelihood(
+            nats_per_sample=nats_per_sample,
+            bits_per_sample=nats_per_sample / math.log(2),
+            n_samples=audio.shape[1],
+            sigma=loss.sigma,
+        )
+
+    def _mel_batch(self, mel: MelInput) -> torch.Tensor:
+        if isinstance(mel, np.ndarray):
+            mel = torch.from_numpy(np.ascontiguousarray(mel))
+        mel = mel.unsqueeze(0) if mel.dim() == 2 else mel
+        return mel.to(self.device, torch.float32)
+
+
+def default_device() -> torch.device:
+    """cuda (this process's LOCAL_RANK under torchrun) when available, else cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def _check_precision(device: torch.device, dtype: torch.dtype) -> None:
+    """Fail early, with a clear message, where this device cannot run convolutions in ``dtype``."""
+    if dtype == torch.float32:
+        return
+    name = {torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
+    try:
+        conv = nn.Conv1d(2, 2, 3, padding=1).to(device)
+        with warnings.catch_warnings():  # builds without it warn and run float32 instead
+            warnings.simplefilter("ignore")
+            with torch.autocast(device.type, dtype=dtype):
+                out_dtype = conv(torch.randn(1, 2, 4, device=device)).dtype
+    except (RuntimeError, NotImplementedError) as exc:
+        raise ValueError(
+            f"precision {name} is not supported on {device} by this torch build ({exc}); use fp32 or bf16"
+        ) from exc
+    if out_dtype != dtype:
+        raise ValueError(
+            f"precision {name}: autocast on {device.type} does not run convolutions in {dtype} with this "
+            f"torch build; use fp32 or bf16"
+        )
+
+
+# ---------------------------------------------------------------------------------------------- batch job
+@dataclass
+class JobItem:
+    """One input of a batch job: where it comes from, where its wav goes, and its noise seed."""
+
+    source: Path
+    output: Path
+    kind: str  # "mel" or "audio"
+    seed: int = 0
+
+
+@dataclass
+class JobSummary:
+    """What a ``synthesize_files`` run did (on this rank)."""
+
+    rank: int = 0
+    world_size: int = 1
+    seed: int = 0
+    written: int = 0
+    skipped: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (input, reason)
+    audio_samples: int = 0
+    sampling_rate: int = 0
+    synthesis_seconds: float = 0.0  # model time (incl. denoising), excluding file I/O
+    wall_seconds: float = 0.0
+
+    @property
+    def audio_seconds(self) -> float:
+        return self.audio_samples / self.sampling_rate if self.sampling_rate else 0.0
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.audio_samples / self.synthesis_seconds if self.synthesis_seconds > 0 else 0.0
+
+    @property
+    def real_time_factor(self) -> float:
+        """Synthesis seconds per second of audio (below 1: faster than real time)."""
+        return self.synthesis_seconds / self.audio_seconds if self.audio_seconds > 0 else 0.0
+
+    def report(self) -> str:
+        """A few human-readable lines: files, audio seconds, speed, failures with their reasons."""
+        where = f" (rank {self.rank} of {self.world_size})" if self.world_size > 1 else ""
+        lines = [
+            f"synthesis summary{where}: {self.written} written, {self.skipped} skipped (exist), "
+            f"{len(self.failures)} failed; seed {self.seed}",
+            f"audio {self.audio_seconds:.2f} s in {self.synthesis_seconds:.2f} s of synthesis "
+            f"({self.wall_seconds:.2f} s wall): {self.samples_per_second:,.0f} samples/s, "
+            f"real-time factor {self.real_time_factor:.4f}",
+        ]
+        lines += [f"FAILED {source}: {reason}" for source, reason in self.failures]
+        return "\n".join(lines)
+
+
+def _read_filelist(path: Path) -> list[Path]:
+    """Paths in a filelist: one per line, optionally 'path|text...'; relative to the list's folder."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read filelist ({exc})") from exc
+    paths = []
+    for line in text.splitlines():
+        entry = line.split("|", 1)[0].strip()
+        if entry and not entry.startswith("#"):
+            paths.append(Path(entry) if Path(entry).is_absolute() else path.parent / entry)
+    if not paths:
+        raise InputError(f"{path}: filelist names no files")
+    return paths
+
+
+def _kind(path: Path) -> str | None:
+    suffix = path.suffix.lower()
+    return "mel" if suffix in MEL_EXTENSIONS else "audio" if suffix in AUDIO_EXTENSIONS else None
+
+
+def collect_inputs(
+    inputs: Sequence[str | Path], output_dir: str | Path, seed: int = 0
+) -> tuple[list[JobItem], list[tuple[str, str]]]:
+    """Expand files, directories (recursively, keeping subfolders in the output) and .txt filelists.
+
+    Returns (items in a deterministic order, failures (input, reason)). Each output is ``output_dir``/
+    name.wav; an input whose output name is already taken, or would overwrite the input, is a failure.
+    """
+    output_dir = Path(output_dir)
+    candidates: list[tuple[Path, Path]] = []  # (source, output path relative to output_dir)
+    failures: list[tuple[str, str]] = []
+    known = ", ".join(MEL_EXTENSIONS + AUDIO_EXTENSIONS + FILELIST_EXTENSIONS)
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.is_file() and _kind(p) is not None)
+            if not found:
+                failures.append((str(path), "directory holds no mel or audio files"))
+            candidates += [(p, p.relative_to(path).with_suffix(".wav")) for p in found]
+        elif not path.exists():
+            failures.append((str(path), "not found"))
+        elif path.suffix.lower() in FILELIST_EXTENSIONS:
+            try:
+                candidates += [(p, Path(p.stem + ".wav")) for p in _read_filelist(path)]
+            except InputError as exc:
+                failures.append((str(path), _reason(exc, path)))
+        else:
+            candidates.append((path, Path(path.stem + ".wav")))
+    items: list[JobItem] = []
+    taken: dict[Path, Path] = {}
+    for source, relative in candidates:
+        kind = _kind(source)
+        if kind is None:
+            failures.append(
+                (str(source), f"unknown extension {source.suffix!r} (expected {known} or a folder)")
+            )
+            continue
+        output = output_dir / relative
+        resolved = source.resolve()
+        if output.resolve() in taken:
+            if taken[output.resolve()] != resolved:
+                failures.append(
+                    (str(source), f"output {output} is already the output of {taken[output.resolve()]}")
+                )
+            continue
+        if output.resolve() == resolved:
+            failures.append((str(source), f"output {output} would overwrite the input"))
+            continue
+        taken[output.resolve()] = resolved
+        items.append(JobItem(source, output, kind, item_seed(seed, relative.as_posix())))
+    return items, failures
+
+
+def load_mel_file(path: Path, audio_cfg: AudioConfig) -> torch.Tensor:
+    """A .npy or .pt mel file -> checked float32 (n_mel, F) on the CPU; InputError naming the file."""
+    if not path.is_file():
+        raise InputError(f"{path}: not found")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: file is empty")
+    try:
+        if path.suffix.lower() == ".npy":
+            mel = np.load(path, allow_pickle=False)
+        else:
+            mel = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt files raise many types
+        detail = "not a file of tensors" if isinstance(exc, pickle.UnpicklingError) else str(exc)
+        detail = (detail.splitlines() or [""])[0][:200]
+        raise InputError(f"{path}: cannot read {path.suffix} file ({type(exc).__name__}: {detail})") from exc
+    return validate_mel(mel, audio_cfg, str(path))
+
+
+@dataclass
+class _Loaded:
+    item: JobItem
+    mel: torch.Tensor  # (n_mel, F) on the CPU
+    n_samples: int  # samples to write: F*hop for mels, the input's length for audio
+
+
+def _load_item(item: JobItem, vocoder: Vocoder) -> _Loaded:
+    if item.kind == "mel":
+        mel = load_mel_file(item.source, vocoder.config.audio)
+        return _Loaded(item, mel, mel.shape[1] * vocoder.hop_length)
+    audio, _ = load_audio(item.source, vocoder.sampling_rate)
+    if audio.shape[0] <= vocoder.config.audio.filter_length // 2:
+        raise InputError(
+            f"{item.source}: {audio.shape[0]} samples is too short for the mel front end "
+            f"(needs more than {vocoder.config.audio.filter_length // 2})"
+        )
+    return _Loaded(item, vocoder.mel(audio)[0].cpu(), audio.shape[0])
+
+
+def shard_info(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+    """(rank, world size) from the arguments or torchrun's RANK / WORLD_SIZE environment."""
+    rank = int(os.environ.get("RANK", 0)) if rank is None else rank
+    world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} is not in 0..{world_size - 1}")
+    return rank, world_size
+
+
+def synthesize_files(
+    checkpoint: str | Path,
+    inputs: Sequence[str | Path],
+    output_dir: str | Path,
+    sigma: float = 0.6,
+    denoise: float = 0.0,
+    precision: str = "fp32",
+    batch_size: int = 8,
+    seed: int = 0,
+    device: str | None = None,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    overlap_frames: int = DEFAULT_OVERLAP_FRAMES,
+    overwrite: bool = False,
+    rank: int | None = None,
+    world_size: int | None = None,
+    progress: bool = True,
+    vocoder: Vocoder | None = None,
+) -> JobSummary:
+    """Write one 16-bit wav per input into ``output_dir``; a bad input is reported, the others still written.
+
+    Mel files (.npy/.pt, (n_mel, F) or (1, n_mel, F)) are vocoded, audio files copy-synthesised; inputs
+    (``collect_inputs``) are sharded over ranks (rank r takes items r::world_size, torchrun's env by
+    default), existing outputs are skipped unless ``overwrite``, and batches group inputs of similar length.
+    """
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not (sigma >= 0 and denoise >= 0):
+        raise ValueError(f"sigma and denoise must be >= 0, got {sigma} and {denoise}")
+    if max_frames < 2 * overlap_frames:
+        raise ValueError(
+            f"max_frames ({max_frames}) must be at least twice overlap_frames ({overlap_frames})"
+        )
+    rank, world_size = shard_info(rank, world_size)
+    items, failures = collect_inputs(inputs, output_dir, seed)
+    summary = JobSummary(rank=rank, world_size=world_size, seed=seed)
+    summary.failures = failures if rank == 0 else []  # every rank sees them; one reports them
+    for source, reason in summary.failures:
+        log.warning("%s: %s", source, reason)
+    mine = items[rank::world_size]
+    todo = [item for item in mine if overwrite or not item.output.exists()]
+    summary.skipped = len(mine) - len(todo)
+    if device == "cuda" and world_size > 1:  # one GPU per process under torchrun
+        device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"
+    if todo and vocoder is None:
+        vocoder = Vocoder.from_checkpoint(
+            checkpoint, device=device, precision=precision, overlap_frames=overlap_frames
+        )
+    if vocoder is not None:
+        summary.sampling_rate = vocoder.sampling_rate
+    bar = tqdm(total=len(todo), unit="file", disable=not progress or rank != 0, desc="synthesis")
+    pool_size = batch_size * 16  # read this many, sort them by length, synthesise in batches
+    for pool_start in range(0, len(todo), pool_size):
+        loaded = []
+        for item in todo[pool_start : pool_start + pool_size]:
+            try:
+                loaded.append(_load_item(item, vocoder))
+            except (InputError, AudioFileError) as exc:
+                _fail(summary, item, _reason(exc, item.source), bar)
+        loaded.sort(key=lambda entry: entry.mel.shape[1])
+        for start in range(0, len(loaded), batch_size):
+            _run_batch(vocoder, loaded[start : start + batch_size], summary, bar, sigma, denoise, max_frames)
+    bar.close()
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """An error message without its leading "path: " (the summary names the file itself)."""
+    message = str(exc)
+    return message[len(str(path)) + 2 :] if message.startswith(f"{path}: ") else message
+
+
+def _fail(summary: JobSummary, item: JobItem, reason: str, bar: Any) -> None:
+    log.warning("%s: %s", item.source, reason)
+    summary.failures.append((str(item.source), reason))
+    bar.update(1)
+
+
+def _run_batch(
+    vocoder: Vocoder,
+    batch: list[_Loaded],
+    summary: JobSummary,
+    bar: Any,
+    sigma: float,
+    denoise: float,
+    max_frames: int,
+) -> None:
+    """Synthesise and write one batch; if the batch fails as a whole, retry its items one by one."""
+    try:
+        audio = _timed_synthesis(vocoder, batch, summary, sigma, denoise, max_frames)
+    except (RuntimeError, ValueError) as exc:
+        if len(batch) == 1:
+            _fail(summary, batch[0].item, f"synthesis failed ({type(exc).__name__}: {exc})", bar)
+            return
+        log.warning("a batch of %d failed (%s); retrying one by one", len(batch), exc)
+        if vocoder.device.type == "cuda":
+            torch.cuda.empty_cache()  # after an out-of-memory error, give the single items room
+        for entry in batch:
+            _run_batch(vocoder, [entry], summary, bar, sigma, denoise, max_frames)
+        return
+    for entry, wav in zip(batch, audio):
+        try:
+            save_audio(entry.item.output, wav[: entry.n_samples], vocoder.sampling_rate)
+        except (OSError, RuntimeError) as exc:
+            _fail(summary, entry.item, f"cannot write {entry.item.output} ({exc})", bar)
+            continue
+        summary.written += 1
+        summary.audio_samples += min(entry.n_samples, wav.shape[0])
+        bar.update(1)
+
+
+def _timed_synthesis(
+    vocoder: Vocoder, batch: list[_Loaded], summary: JobSummary, sigma: float, denoise: float, max_frames: int
+) -> list[np.ndarray]:
+    started = time.perf_counter()
+    audio = vocoder(
+        [entry.mel for entry in batch],
+        sigma=sigma,
+        denoise=denoise,
+        seeds=[entry.item.seed for entry in batch],
+        max_frames=max_frames,
+    )
+    result = [wav.cpu().numpy() for wav in audio]  # waits for the device
+    summary.synthesis_seconds += time.perf_counter() - started
+    return result
