@@ -10,8 +10,9 @@ import argparse
 import logging
 import sys
 
+from waveglow.batch import synthesize_files
 from waveglow.checkpoint import CheckpointError
-from waveglow.inference import DEFAULT_MAX_FRAMES, DEFAULT_OVERLAP_FRAMES, PRECISIONS, synthesize_files
+from waveglow.inference import DEFAULT_MAX_FRAMES, DEFAULT_OVERLAP_FRAMES, PRECISIONS
 
 
 def build_parser() -> argparse.ArgumentParser:

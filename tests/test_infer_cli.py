@@ -15,8 +15,8 @@ import torch
 from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model
 
 from waveglow import Config
+from waveglow.batch import synthesize_files
 from waveglow.checkpoint import save_model
-from waveglow.inference import synthesize_files
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
