@@ -516,6 +516,9 @@ def test_vocoder_and_init_from_accept_release_files(tmp_path):
     mel, audio, z = _inputs()
     vocoder = Vocoder.from_checkpoint(path, device="cpu")
     assert vocoder.config.model == TINY_MODEL
+    overrides = {"sampling_rate": 8000, "filter_length": 64, "hop_length": 16, "mel_fmax": 4000.0}
+    retuned = Vocoder.from_checkpoint(path, device="cpu", audio_overrides=overrides)
+    assert retuned.config.audio == TINY_AUDIO and retuned.sampling_rate == 8000
     finetune = build_model(Config(model=TINY_MODEL, audio=TINY_AUDIO), init_from=path)
     assert finetune.has_weight_norm
     with torch.no_grad():

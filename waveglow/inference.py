@@ -30,6 +30,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -200,10 +201,19 @@ class Vocoder:
 
     @classmethod
     def from_checkpoint(
-        cls, path: str | Path, device: str | torch.device | None = None, precision: str = "fp32", **kwargs
+        cls,
+        path: str | Path,
+        device: str | torch.device | None = None,
+        precision: str = "fp32",
+        audio_overrides: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> Vocoder:
-        """Rebuild model and mel front end from a checkpoint (ours or NVIDIA's); device None: cuda if any."""
-        model, config = load_model(path, map_location="cpu")
+        """Rebuild model and mel front end from a checkpoint (ours or NVIDIA's); device None: cuda if any.
+
+        ``audio_overrides`` (e.g. ``{"sampling_rate": 24000, "hop_length": 300}``) apply to published NVIDIA
+        files only, which do not store their audio settings (the published ones are the default).
+        """
+        model, config = load_model(path, map_location="cpu", **(audio_overrides or {}))
         return cls(model, config, device=device, precision=precision, **kwargs)
 
     def _prepare(self, model: WaveGlow) -> None:
