@@ -28,5 +28,17 @@ format: install
 test: lint
 	$(BIN)/python -m pytest -q
 
+DEMO_RUN := runs/demo
+DEMO_OUT := outputs/demo
+
+# Train configs/demo.yaml on demo/clips for train.max_minutes (8), then synthesise the held-out clips with the
+# last checkpoint: outputs/demo/*.wav, mel plots (ground truth | synthesis) *.png, report.json.
+demo: install
+	rm -rf $(DEMO_RUN) $(DEMO_OUT)
+	$(BIN)/python train.py -c configs/demo.yaml --run-dir $(DEMO_RUN)
+	$(BIN)/python -m waveglow.evaluate --checkpoint "$$(ls $(DEMO_RUN)/checkpoints/step_*.pt | tail -n 1)" \
+		demo/validation.txt --output $(DEMO_OUT)
+	@echo "training curves: $(DEMO_RUN)/loss.png   TensorBoard: $(BIN)/tensorboard --logdir $(DEMO_RUN)/tensorboard"
+
 clean:
 	rm -rf $(VENV) .pytest_cache
