@@ -12,7 +12,7 @@ import sys
 
 from waveglow.batch import synthesize_files
 from waveglow.checkpoint import CheckpointError
-from waveglow.inference import DEFAULT_MAX_FRAMES, DEFAULT_OVERLAP_FRAMES, PRECISIONS
+from waveglow.inference import DEFAULT_MAX_FRAMES, DEFAULT_OVERLAP_FRAMES, ENGINES, PRECISIONS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace existing outputs (default: skip them)"
     )
+    parser.add_argument(
+        "--engine",
+        choices=list(ENGINES),
+        default="fast",
+        help="fast: weights folded for synthesis, same audio within float32 rounding; "
+        "eager: the model as trained, as the original code runs it (default fast)",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="torch.compile the fast engine (recompiles per batch shape)"
+    )
+    parser.add_argument(
+        "--cuda-graphs", action="store_true", help="replay one CUDA graph per batch shape (CUDA, fast engine)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -86,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             overlap_frames=args.overlap_frames,
             overwrite=args.overwrite,
             progress=not args.no_progress,
+            engine=args.engine,
+            compile=args.compile,
+            cuda_graphs=args.cuda_graphs,
         )
     except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -118,6 +118,30 @@ def test_batch_is_exact_when_hop_is_not_a_multiple_of_n_group():
         assert (audio - alone).abs().max() < 1e-5
 
 
+def test_fast_engine_equals_the_eager_engine(checkpoint, vocoder):
+    """The default engine (waveglow.fast) gives the eager model's audio: one length, mixed lengths, sigma 0."""
+    eager = Vocoder.from_checkpoint(checkpoint, device="cpu", engine="eager")
+    assert vocoder.engine == "fast" and vocoder.fast is not None and eager.fast is None
+    mels = [natural_mel(frames, seed) for seed, frames in enumerate((21, 6, 13, 21))]
+    for sigma in (0.0, 0.6):
+        fast_out = vocoder(mels, sigma=sigma, seeds=[5, 6, 7, 8])
+        eager_out = eager(mels, sigma=sigma, seeds=[5, 6, 7, 8])
+        for a, b in zip(fast_out, eager_out):
+            assert a.shape == b.shape and b.abs().max() > 0.05
+            assert (a - b).abs().max() < 1e-4
+    same_length = torch.stack([mels[0], mels[3]])
+    fast_out = vocoder(same_length, sigma=0.6, seeds=[1, 2])
+    assert (fast_out - eager(same_length, sigma=0.6, seeds=[1, 2])).abs().max() < 1e-4
+    bf16_fast = Vocoder.from_checkpoint(checkpoint, device="cpu", precision="bf16")
+    bf16_eager = Vocoder.from_checkpoint(checkpoint, device="cpu", precision="bf16", engine="eager")
+    for reduced in (bf16_fast, bf16_eager):
+        assert 0 < (reduced(same_length, sigma=0.6, seeds=[1, 2]) - fast_out).abs().max() < 0.05
+    with pytest.raises(ValueError, match="engine"):
+        Vocoder.from_checkpoint(checkpoint, device="cpu", engine="turbo")
+    with pytest.raises(ValueError, match="engine='fast'"):
+        Vocoder.from_checkpoint(checkpoint, device="cpu", engine="eager", compile=True)
+
+
 def test_precisions_on_cpu(checkpoint, vocoder):
     mel = natural_mel(12)
     reference = vocoder(mel, sigma=0.3, seeds=[4])

@@ -228,12 +228,16 @@ def synthesize_files(
     world_size: int | None = None,
     progress: bool = True,
     vocoder: Vocoder | None = None,
+    engine: str = "fast",
+    compile: bool = False,
+    cuda_graphs: bool = False,
 ) -> JobSummary:
     """Write one 16-bit wav per input into ``output_dir``; a bad input is reported, the others still written.
 
     Mel files (.npy/.pt, (n_mel, F) or (1, n_mel, F)) are vocoded, audio files copy-synthesised; inputs
     (``collect_inputs``) are sharded over ranks (rank r takes items r::world_size, torchrun's env by
     default), existing outputs are skipped unless ``overwrite``, and batches group inputs of similar length.
+    engine, compile, cuda_graphs: as in ``Vocoder``.
     """
     from tqdm import tqdm
 
@@ -259,7 +263,13 @@ def synthesize_files(
         device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"
     if todo and vocoder is None:
         vocoder = Vocoder.from_checkpoint(
-            checkpoint, device=device, precision=precision, overlap_frames=overlap_frames
+            checkpoint,
+            device=device,
+            precision=precision,
+            overlap_frames=overlap_frames,
+            engine=engine,
+            compile=compile,
+            cuda_graphs=cuda_graphs,
         )
     if vocoder is not None:
         summary.sampling_rate = vocoder.sampling_rate

@@ -1,0 +1,75 @@
+"""The benchmark on a tiny model: the JSON structure, and numbers that make sense."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from waveglow import ModelConfig, bench
+from waveglow.fast import model_flops_per_sample
+
+TINY = ModelConfig(n_flows=2, n_early_every=4, n_layers=2, n_channels=16)
+
+
+@pytest.fixture
+def tiny_registry(monkeypatch):
+    monkeypatch.setitem(bench.MODELS, "tiny", TINY)
+
+
+def test_bench_main_writes_json_and_table(tiny_registry, tmp_path, capsys):
+    out = tmp_path / "result.json"
+    table = tmp_path / "result.md"
+    bench.main(
+        [
+            "--device", "cpu", "--model", "tiny", "--batch-sizes", "1,2", "--lengths", "0.05",
+            "--rounds", "2", "--train", "--train-segment", "1024", "--train-steps", "1",
+            "--json", str(out), "--markdown", str(table),
+        ]
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    assert set(result) == {"environment", "command", "baseline", "flops_per_sample", "synthesis", "training"}
+    assert result["environment"]["torch"] == torch.__version__
+    assert "--model tiny" in result["command"]
+    flops = result["flops_per_sample"]["tiny"]
+    assert flops["model"] == pytest.approx(model_flops_per_sample(TINY, bench.AudioConfig()))
+    assert flops["fast_fold"] < flops["fast"] < flops["model"]
+    variants = bench.default_variants(torch.device("cpu"), ["fp32"])
+    rows = result["synthesis"]
+    assert [(row["batch_size"], row["variant"]) for row in rows] == [(b, v) for b in (1, 2) for v in variants]
+    frames = round(0.05 * 22050 / 256)
+    for row in rows:
+        eager_times = next(
+            r["times_s"] for r in rows if r["variant"] == "eager" and r["batch_size"] == row["batch_size"]
+        )
+        assert len(row["times_s"]) == 2 and row["time_s"] > 0
+        samples = row["batch_size"] * frames * 256
+        assert row["samples_per_s"] == pytest.approx(samples / row["time_s"])
+        assert row["real_time_factor"] == pytest.approx(row["samples_per_s"] / 22050)
+        assert row["model_gflops"] == pytest.approx(flops["model"] * row["samples_per_s"] / 1e9)
+        assert row["executed_gflops"] <= row["model_gflops"] * (1 + 1e-9)
+        assert row["peak_gflops"] == 150.0 and 0 < row["utilisation"] < 1
+        assert row["ratio_min"] <= row["ratio_vs_eager"] <= row["ratio_max"]
+        assert row["ratio_of_best"] == pytest.approx(min(eager_times) / min(row["times_s"]))
+        assert row["max_abs_diff_sigma0"] < 1e-4 and row["max_abs_diff"] < 1e-4
+        assert row["log_mel_l1"] < 1e-3
+        if row["variant"] == "eager":
+            assert row["ratio_vs_eager"] == 1.0 and row["max_abs_diff"] == 0.0
+    assert len(result["training"]) == 2
+    for row in result["training"]:
+        assert row["precision"] == "fp32" and row["segment_length"] == 1024
+        assert row["samples_per_s"] == pytest.approx(row["batch_size"] * 1024 / row["step_s"])
+        assert row["peak_memory_mb"] > 10
+    printed = capsys.readouterr().out
+    assert "fast-fp32-fold" in printed and "training precision" in printed
+    assert table.read_text().startswith("Command: `python -m waveglow.bench --device cpu")
+
+
+def test_bench_rejects_unknown_names(tiny_registry):
+    with pytest.raises(ValueError, match="unknown model"):
+        bench.build_model("huge")
+    with pytest.raises(ValueError, match="unknown variant"):
+        bench.make_variant("slow-fp32", bench.build_model("tiny"), torch.device("cpu"))
+    with pytest.raises(ValueError, match="precision"):
+        bench.run_benchmark(models=["tiny"], precisions=["fp8"])

@@ -1,0 +1,548 @@
+"""Benchmarks: synthesis and training throughput, FLOP utilisation, and every fast path against the plain one.
+
+``python -m waveglow.bench --device cpu --model default --lengths 1.0 --batch-sizes 1 --json out.json``
+
+Synthesis variants are timed side by side in one process, in rounds that run each variant once (the order
+rotated every round), so a shared or throttled machine slows them alike; a variant's ratio is the median
+over rounds of (baseline time / its time), with the min and max as its spread. The baseline ``eager`` is
+the straightforward implementation: ``WaveGlow`` with weight norm removed, fp32, eager, under no_grad.
+Weights are random (the zero-initialised ``end`` convs too, so no coupling is an identity); speed does
+not depend on their values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .audio import MelSpectrogram
+from .config import AudioConfig, ModelConfig
+from .fast import (
+    PRECISIONS,
+    fast_flops_per_sample,
+    model_flops_per_sample,
+    prepare_for_inference,
+)
+from .loss import WaveGlowLoss
+from .model import WaveGlow
+
+log = logging.getLogger(__name__)
+
+MODELS: dict[str, ModelConfig] = {
+    "default": ModelConfig(),  # the published model, 87.9M parameters
+    "small": ModelConfig(n_flows=8, n_layers=4, n_channels=128),
+}
+
+# Peak dense matrix-product rates in GFLOP/s, by device and dtype. The CPU figure is the one stated for
+# the 2-core AVX2 machine this project runs on (issue 9); the GPU ones are the vendors' dense figures.
+PEAK_GFLOPS: dict[str, dict[str, float]] = {
+    "cpu": {"fp32": 150.0},
+    "H100": {"fp32": 67_000.0, "tf32": 494_700.0, "bf16": 989_400.0, "fp16": 989_400.0},
+    "H200": {"fp32": 67_000.0, "tf32": 494_700.0, "bf16": 989_400.0, "fp16": 989_400.0},
+    "A100": {"fp32": 19_500.0, "tf32": 156_000.0, "bf16": 312_000.0, "fp16": 312_000.0},
+}
+
+
+@dataclass
+class SynthesisRow:
+    """One synthesis variant at one batch size and length."""
+
+    model: str
+    variant: str
+    precision: str
+    batch_size: int
+    seconds_of_audio: float  # per utterance
+    time_s: float  # median over rounds
+    samples_per_s: float
+    real_time_factor: float  # seconds of audio per second of compute
+    model_gflops: float  # the plain model's work per second (GFLOP/s)
+    executed_gflops: float  # the work this variant actually does per second
+    peak_gflops: float | None
+    utilisation: float | None  # executed_gflops / peak_gflops
+    ratio_vs_eager: float  # median over rounds
+    ratio_min: float
+    ratio_max: float
+    ratio_of_best: float  # eager's fastest round / this variant's fastest (contention only adds time)
+    max_abs_diff_sigma0: float  # vs eager, same mel, sigma 0
+    max_abs_diff: float  # vs eager, same generator, the benchmark's sigma
+    log_mel_l1: float  # mean |log-mel(variant) - log-mel(eager)|
+    prepare_s: float  # time to build the variant from the model
+    times_s: list[float] = field(default_factory=list)
+
+
+@dataclass
+class TrainingRow:
+    model: str
+    precision: str
+    batch_size: int
+    segment_length: int
+    step_s: float
+    samples_per_s: float
+    approx_gflops: float  # 3x the forward work (forward + backward) per second
+    utilisation: float | None
+    peak_memory_mb: float  # CUDA: max allocated; CPU: process peak resident set
+    peak_memory_kind: str
+
+
+def default_variants(device: torch.device, precisions: list[str]) -> list[str]:
+    """The variants measured unless --variants says otherwise."""
+    names = ["eager", "eager-inference-mode"]
+    for precision in precisions:
+        names += [f"fast-{precision}", f"fast-{precision}-all-flows", f"fast-{precision}-fold"]
+        if device.type == "cuda":
+            if precision != "fp32":
+                names.append(f"eager-autocast-{precision}")
+            names += [f"fast-{precision}-fold-graphs", f"fast-{precision}-fold-compile-graphs"]
+    return names
+
+
+def build_model(name: str, seed: int = 0) -> WaveGlow:
+    """A randomly initialised model of the named size, weight norm kept (as after training)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    torch.manual_seed(seed)
+    model = WaveGlow(copy.deepcopy(MODELS[name]), AudioConfig())
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for wn in model.WN:  # couplings that are not identities
+            wn.end.weight.copy_(torch.randn(wn.end.weight.shape, generator=gen) * 0.02)
+            wn.end.bias.copy_(torch.randn(wn.end.bias.shape, generator=gen) * 0.02)
+    return model.eval()
+
+
+def copy_model(model: WaveGlow) -> WaveGlow:
+    """A copy through the state dict (``copy.deepcopy`` fails on weight-norm parametrised convs)."""
+    clone = WaveGlow(copy.deepcopy(model.model_cfg), copy.deepcopy(model.audio_cfg))
+    if not model.has_weight_norm:
+        clone.remove_weight_norm()
+    clone.load_state_dict(model.state_dict(), strict=True)
+    return clone.to(model.upsample.weight.device).train(model.training)
+
+
+def make_variant(name: str, model: WaveGlow, device: torch.device) -> tuple[Any, Callable, float]:
+    """name -> (module, infer function (mel, sigma, generator) -> audio, preparation seconds)."""
+    start = time.perf_counter()
+    if name.startswith("eager"):
+        eager = copy_model(model).remove_weight_norm().to(device).eval()
+        if name == "eager":
+            fn = eager.infer
+        elif name == "eager-inference-mode":
+
+            def fn(mel, sigma, generator):
+                with torch.inference_mode():
+                    return eager.infer(mel, sigma, generator)
+
+        elif name.startswith("eager-autocast-"):
+            dtype = PRECISIONS[name.removeprefix("eager-autocast-")]
+
+            def fn(mel, sigma, generator):
+                with torch.autocast(device.type, dtype=dtype):
+                    return eager.infer(mel, sigma, generator)
+
+        else:
+            raise ValueError(f"unknown variant {name!r}")
+        return eager, fn, time.perf_counter() - start
+    parts = name.split("-")
+    if parts[0] != "fast" or len(parts) < 2 or parts[1] not in PRECISIONS:
+        raise ValueError(f"unknown variant {name!r} (fast-<precision>[-all-flows][-fold][-compile][-graphs])")
+    options = set(parts[2:])
+    known = {"all", "flows", "fold", "compile", "graphs"}
+    if options - known:
+        raise ValueError(f"unknown option(s) {sorted(options - known)} in variant {name!r}")
+    fast = prepare_for_inference(
+        model,
+        device,
+        precision=parts[1],
+        compile="compile" in options,
+        cuda_graphs="graphs" in options,
+        fold_upsampler="fold" in options,
+        cond_all_flows="all" in options,
+    )
+    return fast, fast.infer, time.perf_counter() - start
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
+    _sync(device)
+    start = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return time.perf_counter() - start, out
+
+
+def peak_gflops(device: torch.device, precision: str) -> float | None:
+    """The stated peak for this device and precision, or None when unknown."""
+    if device.type == "cpu":
+        return PEAK_GFLOPS["cpu"].get(precision)
+    name = torch.cuda.get_device_name(device)
+    for key, table in PEAK_GFLOPS.items():
+        if key != "cpu" and key in name:
+            return table.get(precision)
+    return None
+
+
+def _executed_flops(name: str, model: WaveGlow) -> float:
+    if name.startswith("eager"):
+        return model_flops_per_sample(model.model_cfg, model.audio_cfg)
+    return fast_flops_per_sample(model.model_cfg, model.audio_cfg, fold_upsampler="fold" in name.split("-"))
+
+
+def _precision_of(name: str) -> str:
+    for precision in PRECISIONS:
+        if name.endswith(f"-{precision}") or f"-{precision}-" in name:
+            return precision
+    return "fp32"
+
+
+def bench_synthesis(
+    model: WaveGlow,
+    model_name: str,
+    variants: list[str],
+    device: torch.device,
+    batch_size: int,
+    seconds: float,
+    rounds: int,
+    sigma: float = 0.6,
+) -> list[SynthesisRow]:
+    """Time every variant side by side on one (batch, length) case; ``variants`` must start with eager."""
+    if variants[0] != "eager":
+        raise ValueError("the first variant must be the baseline 'eager'")
+    audio_cfg = model.audio_cfg
+    n_frames = max(1, round(seconds * audio_cfg.sampling_rate / audio_cfg.hop_length))
+    gen = torch.Generator().manual_seed(1)
+    mel = (torch.randn(batch_size, audio_cfg.n_mel_channels, n_frames, generator=gen) - 5.0).to(device)
+    n_samples = batch_size * n_frames * audio_cfg.hop_length
+    mel_spec = MelSpectrogram(audio_cfg).to(device)
+    built = {}
+    for name in variants:
+        module, fn, prepare_s = make_variant(name, model, device)
+        # warm-up and exactness: sigma 0 (z = 0, the conditioning alone) and the benchmark's sigma
+        silent = fn(mel, 0.0, torch.Generator(device).manual_seed(0)).float()
+        noisy = fn(mel, sigma, torch.Generator(device).manual_seed(0)).float()
+        built[name] = (module, fn, prepare_s, silent, noisy)
+    ref_silent, ref_noisy = built["eager"][3], built["eager"][4]
+    ref_mel = mel_spec(ref_noisy.clamp(-1, 1))
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for r in range(rounds):
+        order = variants[r % len(variants) :] + variants[: r % len(variants)]
+        for name in order:
+            fn = built[name][1]
+            elapsed, _ = _timed(
+                lambda fn=fn, r=r: fn(mel, sigma, torch.Generator(device).manual_seed(r)), device
+            )
+            times[name].append(elapsed)
+    rows = []
+    nominal = model_flops_per_sample(model.model_cfg, audio_cfg)
+    for name in variants:
+        _, _, prepare_s, silent, noisy = built[name]
+        ratios = [base / mine for base, mine in zip(times["eager"], times[name])]
+        median_time = statistics.median(times[name])
+        precision = _precision_of(name)
+        executed = _executed_flops(name, model) * n_samples / median_time / 1e9
+        peak = peak_gflops(device, precision)
+        rows.append(
+            SynthesisRow(
+                model=model_name,
+                variant=name,
+                precision=precision,
+                batch_size=batch_size,
+                seconds_of_audio=n_frames * audio_cfg.hop_length / audio_cfg.sampling_rate,
+                time_s=median_time,
+                samples_per_s=n_samples / median_time,
+                real_time_factor=n_samples / median_time / audio_cfg.sampling_rate,
+                model_gflops=nominal * n_samples / median_time / 1e9,
+                executed_gflops=executed,
+                peak_gflops=peak,
+                utilisation=executed / peak if peak else None,
+                ratio_vs_eager=statistics.median(ratios),
+                ratio_min=min(ratios),
+                ratio_max=max(ratios),
+                ratio_of_best=min(times["eager"]) / min(times[name]),
+                max_abs_diff_sigma0=(silent - ref_silent).abs().max().item(),
+                max_abs_diff=(noisy - ref_noisy).abs().max().item(),
+                log_mel_l1=(mel_spec(noisy.clamp(-1, 1)) - ref_mel).abs().mean().item(),
+                prepare_s=prepare_s,
+                times_s=times[name],
+            )
+        )
+    return rows
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        try:  # Linux: "5" resets the peak resident set size (VmHWM) of this process
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            pass
+
+
+def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda max allocated"
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024, "process peak RSS"
+    except OSError:
+        pass
+    return float("nan"), "unavailable"
+
+
+def bench_training(
+    model: WaveGlow,
+    model_name: str,
+    device: torch.device,
+    precision: str,
+    batch_size: int,
+    segment_length: int,
+    steps: int,
+) -> TrainingRow:
+    """Median time of a full training step (forward, loss, backward, Adam) with weight norm, as trained."""
+    train_model = copy_model(model).to(device).train()
+    optimizer = torch.optim.Adam(train_model.parameters(), lr=1e-4)
+    criterion = WaveGlowLoss(sigma=1.0)
+    audio_cfg = model.audio_cfg
+    gen = torch.Generator().manual_seed(2)
+    audio = (torch.randn(batch_size, segment_length, generator=gen) * 0.1).to(device)
+    n_frames = -(-segment_length // audio_cfg.hop_length)
+    mel = (torch.randn(batch_size, audio_cfg.n_mel_channels, n_frames, generator=gen) - 5.0).to(device)
+    use_autocast = precision in ("bf16", "fp16")
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device.type, dtype=PRECISIONS.get(precision), enabled=use_autocast):
+            loss = criterion(train_model(audio, mel))
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    step()  # warm-up
+    _reset_peak_memory(device)
+    times = [_timed(step, device)[0] for _ in range(steps)]
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    memory, kind = _peak_memory_mb(device)
+    step_s = statistics.median(times)
+    samples = batch_size * segment_length / step_s
+    gflops = 3 * model_flops_per_sample(model.model_cfg, audio_cfg) * samples / 1e9
+    peak = peak_gflops(device, precision)
+    return TrainingRow(
+        model=model_name,
+        precision=precision,
+        batch_size=batch_size,
+        segment_length=segment_length,
+        step_s=step_s,
+        samples_per_s=samples,
+        approx_gflops=gflops,
+        utilisation=gflops / peak if peak else None,
+        peak_memory_mb=memory,
+        peak_memory_kind=kind,
+    )
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Where and with what the figures were measured."""
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+    if device.type == "cuda":
+        info["device_name"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+    else:
+        info["device_name"] = platform.processor() or platform.machine()
+    return info
+
+
+def run_benchmark(
+    device: str = "cpu",
+    models: list[str] | None = None,
+    precisions: list[str] | None = None,
+    batch_sizes: list[int] | None = None,
+    lengths: list[float] | None = None,
+    variants: list[str] | None = None,
+    rounds: int = 3,
+    train: bool = False,
+    train_segment: int = 16000,
+    train_steps: int = 2,
+    command: str = "",
+) -> dict[str, Any]:
+    """Run the synthesis (and optionally training) benchmarks; returns the JSON-ready result."""
+    dev = torch.device(device)
+    models = models or ["default"]
+    precisions = precisions or ["fp32"]
+    batch_sizes = batch_sizes or [1]
+    lengths = lengths or [1.0]
+    for precision in precisions:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    names = variants or default_variants(dev, precisions)
+    if names[0] != "eager":
+        names = ["eager"] + [name for name in names if name != "eager"]
+    result: dict[str, Any] = {
+        "environment": environment(dev),
+        "command": command,
+        "baseline": "eager: WaveGlow with weight norm removed, fp32, eager, no_grad",
+        "flops_per_sample": {},
+        "synthesis": [],
+        "training": [],
+    }
+    for model_name in models:
+        model = build_model(model_name)
+        result["flops_per_sample"][model_name] = {
+            "model": model_flops_per_sample(model.model_cfg, model.audio_cfg),
+            "fast": fast_flops_per_sample(model.model_cfg, model.audio_cfg),
+            "fast_fold": fast_flops_per_sample(model.model_cfg, model.audio_cfg, fold_upsampler=True),
+            "parameters": sum(p.numel() for p in model.parameters()),
+        }
+        for batch_size in batch_sizes:
+            for seconds in lengths:
+                log.info("synthesis: %s model, batch %d, %.2f s", model_name, batch_size, seconds)
+                rows = bench_synthesis(model, model_name, names, dev, batch_size, seconds, rounds)
+                result["synthesis"] += [asdict(row) for row in rows]
+        if train:
+            train_precisions = precisions if dev.type == "cuda" else ["fp32"]
+            for precision in train_precisions:
+                for batch_size in batch_sizes:
+                    log.info("training: %s model, %s, batch %d", model_name, precision, batch_size)
+                    row = bench_training(
+                        model, model_name, dev, precision, batch_size, train_segment, train_steps
+                    )
+                    result["training"].append(asdict(row))
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    """Markdown tables of a ``run_benchmark`` result."""
+    env = result["environment"]
+    lines = [
+        f"{env['date']} · {env['device_name']} ({env['device']}, {env['threads']} threads) · "
+        f"torch {env['torch']}",
+        "",
+        "| model | variant | batch | audio s | samples/s | x real time | model GFLOP/s | executed GFLOP/s "
+        "| of peak | vs eager (min-max) | best vs best | max diff σ=0 | log-mel L1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in result["synthesis"]:
+        util = _percent(row["utilisation"])
+        lines.append(
+            f"| {row['model']} | {row['variant']} | {row['batch_size']} | {row['seconds_of_audio']:.2f} "
+            f"| {row['samples_per_s']:,.0f} | {row['real_time_factor']:.3f} | {row['model_gflops']:.1f} "
+            f"| {row['executed_gflops']:.1f} | {util} "
+            f"| {row['ratio_vs_eager']:.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f}) "
+            f"| {row['ratio_of_best']:.2f}x "
+            f"| {row['max_abs_diff_sigma0']:.1e} | {row['log_mel_l1']:.1e} |"
+        )
+    if result["training"]:
+        lines += [
+            "",
+            "| model | training precision | batch | segment | step s | samples/s | ~GFLOP/s | of peak "
+            "| peak memory |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for row in result["training"]:
+            util = _percent(row["utilisation"])
+            lines.append(
+                f"| {row['model']} | {row['precision']} | {row['batch_size']} | {row['segment_length']} "
+                f"| {row['step_s']:.2f} | {row['samples_per_s']:,.0f} | {row['approx_gflops']:.1f} | {util} "
+                f"| {row['peak_memory_mb']:,.0f} MB ({row['peak_memory_kind']}) |"
+            )
+    return "\n".join(lines)
+
+
+def _percent(value: float | None) -> str:
+    return f"{value:.0%}" if value is not None else "n/a"
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a file atomically (temporary file, then rename), creating its folder."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> None:
+    """Write the result as JSON, atomically."""
+    write_text(path, json.dumps(result, indent=2) + "\n")
+
+
+def _csv(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
+    return lambda text: [kind(item) for item in text.split(",") if item]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m waveglow.bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--model", type=_csv(str), default=["default"], help="default,small")
+    parser.add_argument("--precision", type=_csv(str), default=["fp32"], help="fp32,bf16,fp16")
+    parser.add_argument("--batch-sizes", type=_csv(int), default=[1])
+    parser.add_argument("--lengths", type=_csv(float), default=[1.0], help="seconds of audio per utterance")
+    parser.add_argument("--variants", type=_csv(str), default=None, help="default: see default_variants")
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs of each variant (alternated)")
+    parser.add_argument("--train", action="store_true", help="also measure training steps")
+    parser.add_argument("--train-segment", type=int, default=16000, help="training segment, samples")
+    parser.add_argument("--train-steps", type=int, default=2, help="timed training steps")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--json", default=None, help="write the result here")
+    parser.add_argument("--markdown", default=None, help="write the table here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    command = "python -m waveglow.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+    result = run_benchmark(
+        device=args.device,
+        models=args.model,
+        precisions=args.precision,
+        batch_sizes=args.batch_sizes,
+        lengths=args.lengths,
+        variants=args.variants,
+        rounds=args.rounds,
+        train=args.train,
+        train_segment=args.train_segment,
+        train_steps=args.train_steps,
+        command=command,
+    )
+    table = format_table(result)
+    print(table)
+    if args.json:
+        write_json(result, args.json)
+    if args.markdown:
+        write_text(args.markdown, f"Command: `{command}`\n\n{table}\n")
+
+
+if __name__ == "__main__":
+    main()
