@@ -13,6 +13,7 @@ import sys
 from waveglow.batch import synthesize_files
 from waveglow.checkpoint import CheckpointError
 from waveglow.inference import DEFAULT_MAX_FRAMES, DEFAULT_OVERLAP_FRAMES, ENGINES, PRECISIONS
+from waveglow.nvidia import add_audio_override_args, audio_overrides
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--cuda-graphs", action="store_true", help="replay one CUDA graph per batch shape (CUDA, fast engine)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_audio_override_args(parser, "; published NVIDIA files only, which do not store it")
     return parser
 
 
@@ -102,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             engine=args.engine,
             compile=args.compile,
             cuda_graphs=args.cuda_graphs,
+            audio_overrides=audio_overrides(args),
         )
     except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

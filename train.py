@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from waveglow.training import run_cli
@@ -43,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--check-data", action="store_true", help="only check the data and print the report")
     args = parser.parse_args(argv)  # fmt: skip
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rank = int(os.environ.get("RANK", 0))  # under torchrun, rank 0 reports; the others only warn
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     return run_cli(args)
 
 

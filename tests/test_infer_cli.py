@@ -213,3 +213,24 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(checkpoint, tmp_pat
     assert [sf.info(out / n).frames for n in ("m0.wav", "m1.wav")] == [6 * HOP, 7 * HOP]
     resumed = synthesize_files(checkpoint, [folder], out, batch_size=2, device="cpu", progress=False)
     assert (resumed.written, resumed.skipped, resumed.failures) == (2, 2, [])
+
+
+def test_cli_seed_and_precision(checkpoint, tmp_path):
+    """--seed: the same seed writes the same file, another seed other audio; --precision bf16 stays close."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    np.save(folder / "u.npy", natural_mel(24, 5))
+    common = ["--checkpoint", checkpoint, "--device", "cpu", "--no-progress", "--sigma", "0.6", str(folder)]
+    runs = {
+        "a": ["--seed", "7"],
+        "b": ["--seed", "7"],
+        "c": ["--seed", "8"],
+        "bf16": ["--seed", "7", "--precision", "bf16"],
+    }
+    for name, flags in runs.items():
+        assert infer.main([*common, *flags, "--output", str(tmp_path / name)]) == 0
+    a, b, c, bf16 = (read(tmp_path / name / "u.wav").astype(int) for name in runs)
+    assert a.shape == (24 * HOP,) and np.abs(a).max() > 1000
+    assert np.array_equal(a, b)
+    assert np.abs(a - c).max() > 1000
+    assert 0 < np.abs(a - bf16).max() < 0.05 * 32768

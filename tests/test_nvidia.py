@@ -11,6 +11,7 @@ import textwrap
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model
@@ -270,6 +271,7 @@ def _save_release_file(
     legacy: bool = False,
     remove_weight_norm: bool = False,
     optimizer: bool = True,
+    pickle_protocol: int = 2,
 ):
     """(path, in-memory original-style module, reference model) for a file like the original train.py's."""
     ours = make_tiny_model()
@@ -299,7 +301,7 @@ def _save_release_file(
     path = tmp_path / f"{module_name}_{'legacy' if legacy else 'zip'}.pt"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.save(payload, path, _use_new_zipfile_serialization=not legacy)
+        torch.save(payload, path, _use_new_zipfile_serialization=not legacy, pickle_protocol=pickle_protocol)
     _forget(module_name)
     return path, module, ours
 
@@ -524,6 +526,29 @@ def test_vocoder_and_init_from_accept_release_files(tmp_path):
     with torch.no_grad():
         assert (vocoder.model.reverse(z, mel) - ours.reverse(z, mel)).abs().max().item() < 1e-6
         assert (finetune(audio, mel).z - ours(audio, mel).z).abs().max().item() < 1e-6
+
+
+def test_infer_cli_sets_the_audio_of_release_files(tmp_path):
+    """infer.py --sampling-rate/--hop-length/...: a file trained at 8 kHz with hop 16 is synthesised so."""
+    import soundfile as sf
+
+    import infer
+
+    path, _, _ = _save_release_file(tmp_path, "glow", old_layout=False, pickle_protocol=4)
+    assert nvidia.is_nvidia_checkpoint(path)  # STACK_GLOBAL (pickle protocol 4) is recognised too
+    mel = (
+        torch.randn(TINY_AUDIO.n_mel_channels, 10, generator=torch.Generator().manual_seed(0)) - 8.0
+    ).clamp(min=-11.5)
+    np.save(tmp_path / "utt.npy", mel.numpy())
+    flags = ["--sampling-rate", "8000", "--filter-length", "64", "--hop-length", "16", "--mel-fmax", "4000"]
+    common = ["--checkpoint", str(path), "--device", "cpu", "--no-progress"]
+    assert infer.main([*common, *flags, "--output", str(tmp_path / "out"), str(tmp_path / "utt.npy")]) == 0
+    audio, rate = sf.read(tmp_path / "out" / "utt.wav")
+    assert rate == 8000 and audio.shape == (10 * 16,)
+    # without the flags the file is taken as the published 22.05 kHz model, whose upsampler kernel this
+    # tiny file does not have (64 samples): hop 64 // 4 = 16 is inferred, but the rate stays 22050
+    assert infer.main([*common, "--output", str(tmp_path / "default"), str(tmp_path / "utt.npy")]) == 0
+    assert sf.read(tmp_path / "default" / "utt.wav")[1] == 22050
 
 
 def test_own_checkpoints_are_not_nvidia(tmp_path):

@@ -231,13 +231,14 @@ def synthesize_files(
     engine: str = "fast",
     compile: bool = False,
     cuda_graphs: bool = False,
+    audio_overrides: dict[str, Any] | None = None,
 ) -> JobSummary:
     """Write one 16-bit wav per input into ``output_dir``; a bad input is reported, the others still written.
 
     Mel files (.npy/.pt, (n_mel, F) or (1, n_mel, F)) are vocoded, audio files copy-synthesised; inputs
     (``collect_inputs``) are sharded over ranks (rank r takes items r::world_size, torchrun's env by
     default), existing outputs are skipped unless ``overwrite``, and batches group inputs of similar length.
-    engine, compile, cuda_graphs: as in ``Vocoder``.
+    engine, compile, cuda_graphs, audio_overrides: as in ``Vocoder.from_checkpoint``.
     """
     from tqdm import tqdm
 
@@ -270,6 +271,7 @@ def synthesize_files(
             engine=engine,
             compile=compile,
             cuda_graphs=cuda_graphs,
+            audio_overrides=audio_overrides,
         )
     if vocoder is not None:
         summary.sampling_rate = vocoder.sampling_rate

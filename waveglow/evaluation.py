@@ -20,6 +20,7 @@ import torch
 from .audio import AudioFileError, MelSpectrogram, load_audio, save_audio
 from .loss import WaveGlowLoss
 from .model import WaveGlow
+from .nvidia import add_audio_override_args, audio_overrides
 
 log = logging.getLogger(__name__)
 
@@ -244,13 +245,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--max-files", type=int, default=0, help="evaluate only the first N files (0: all)")
     parser.add_argument("--seed", type=int, default=1234, help="seed of the synthesis noise")
+    add_audio_override_args(parser, "; published NVIDIA files only, which do not store it")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     from .checkpoint import load_model
     from .data import resolve_files
 
-    model, cfg = load_model(args.checkpoint)
+    model, cfg = load_model(args.checkpoint, **audio_overrides(args))
     if model.has_weight_norm:
         model.remove_weight_norm()  # same outputs, faster synthesis
     paths = resolve_files(args.files, data_root=args.data_root, split="test")

@@ -242,7 +242,7 @@ def is_nvidia_checkpoint(path: str | Path) -> bool:
     if "format_version" in strings:
         return False
     modules = {str(arg).split(" ", 1)[0] for name, arg in ops if name == "GLOBAL"}
-    if modules & {"glow", "glow_old"}:
+    if (modules | strings) & {"glow", "glow_old"}:  # GLOBAL (protocol 2) or STACK_GLOBAL (protocol 4+)
         return True
     return all(any(re.fullmatch(p, s) for s in strings if isinstance(s, str)) for p in _KEY_PATTERNS)
 
@@ -595,15 +595,17 @@ def convert(
 
 
 # ---------------------------------------------------------------------------------------------- CLI
-def _audio_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--sampling-rate", type=int, help="Hz (default 22050)")
-    parser.add_argument("--hop-length", type=int, help="upsampler stride in samples (default 256)")
-    parser.add_argument("--filter-length", type=int, help="STFT size (default 1024)")
-    parser.add_argument("--mel-fmin", type=float, help="Hz (default 0)")
-    parser.add_argument("--mel-fmax", type=float, help="Hz (default 8000)")
+def add_audio_override_args(parser: argparse.ArgumentParser, note: str = "") -> None:
+    """The flags that set a published NVIDIA file's audio settings (``note`` is added to each help)."""
+    parser.add_argument("--sampling-rate", type=int, help=f"Hz (default 22050){note}")
+    parser.add_argument("--hop-length", type=int, help=f"upsampler stride in samples (default 256){note}")
+    parser.add_argument("--filter-length", type=int, help=f"STFT size (default 1024){note}")
+    parser.add_argument("--mel-fmin", type=float, help=f"Hz (default 0){note}")
+    parser.add_argument("--mel-fmax", type=float, help=f"Hz (default 8000){note}")
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+def audio_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The AudioConfig fields given by ``add_audio_override_args`` flags."""
     names = ("sampling_rate", "hop_length", "filter_length", "mel_fmin", "mel_fmax")
     return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
 
@@ -615,18 +617,18 @@ def main(argv: list[str] | None = None) -> int:
     conv.add_argument("src")
     conv.add_argument("dst")
     conv.add_argument("--remove-weight-norm", action="store_true", help="fold weight norm (inference only)")
-    _audio_args(conv)
+    add_audio_override_args(conv)
     insp = commands.add_parser("inspect", help="describe a published NVIDIA file without converting it")
     insp.add_argument("src")
-    _audio_args(insp)
+    add_audio_override_args(insp)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         if args.command == "convert":
-            config = convert(args.src, args.dst, args.remove_weight_norm, **_overrides(args))
+            config = convert(args.src, args.dst, args.remove_weight_norm, **audio_overrides(args))
             print(f"wrote {args.dst}: {config.model} {config.audio}")
         else:
-            imported = read_nvidia_checkpoint(args.src, **_overrides(args))
+            imported = read_nvidia_checkpoint(args.src, **audio_overrides(args))
             n_params = sum(t.numel() for t in imported.state.values())
             print(f"{args.src}:")
             for key, value in imported.info.items():
