@@ -17,6 +17,7 @@ from waveglow.data import (
     AudioSegmentDataset,
     DataError,
     check_files,
+    ljspeech_files,
     main,
     mirror_pad,
     read_filelist,
@@ -355,3 +356,22 @@ def test_resampling_is_logged_once_per_dataset(tmp_path, caplog):
         "resampling 3 of 3 files (16000 Hz: 3) to 8000 Hz at every read (no cache_dir)",
         "resampling 3 of 3 clips to 8000 Hz",
     ]
+
+
+def test_shipped_ljspeech_lists_are_the_folder_split(tmp_path):
+    """filelists/ljspeech_*.txt hold the split an LJSpeech folder gets at run time, 12,500/100/500 clips."""
+    root = Path(__file__).resolve().parents[1] / "filelists"
+    shipped = {name: read_filelist(root / f"ljspeech_{name}.txt") for name in ("train", "validation", "test")}
+    assert {name: len(paths) for name, paths in shipped.items()} == {
+        "train": 12500,
+        "validation": 100,
+        "test": 500,
+    }
+    ids = sorted(path.stem for paths in shipped.values() for path in paths)
+    assert len(set(ids)) == 13100 and ids[0] == "LJ001-0001" and ids[-1] == "LJ050-0278"
+    folder = tmp_path / "LJSpeech-1.1"
+    (folder / "wavs").mkdir(parents=True)
+    (folder / "metadata.csv").write_text("".join(f"{i}|text|text\n" for i in reversed(ids)))
+    for name, paths in shipped.items():
+        assert all(path.parent.name == "wavs" for path in paths)
+        assert sorted(p.name for p in paths) == sorted(p.name for p in ljspeech_files(folder, split=name))
