@@ -510,7 +510,8 @@ class Trainer:
         )  # fmt: skip
         state.batch_in_epoch += 1
         now = time.perf_counter()
-        rate = audio.shape[0] * self.env.world_size / max(now - self.last_step_end, 1e-9)
+        # audio samples per second over all processes (as the benchmark counts them), not clips
+        rate = audio.numel() * self.env.world_size / max(now - self.last_step_end, 1e-9)
         self.last_step_end = now
         self.samples_per_second = (
             rate if not self.samples_per_second else 0.9 * self.samples_per_second + 0.1 * rate

@@ -49,7 +49,7 @@ class RunLogger:
         if self.progress is not None:
             self.progress.update(1)
             self.progress.set_postfix(
-                loss=f"{loss:.4f}", samples_s=f"{samples_per_second:.1f}", refresh=False
+                loss=f"{loss:.4f}", audio_samples_s=f"{samples_per_second:,.0f}", refresh=False
             )
 
     def scalars(self, step: int, values: dict[str, float], prefix: str = "train") -> None:
