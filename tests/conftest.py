@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from waveglow import AudioConfig, ModelConfig, WaveGlow
+from waveglow import AudioConfig, Config, ModelConfig, WaveGlow
+from waveglow.checkpoint import save_model
 
 TINY_AUDIO = AudioConfig(
     sampling_rate=8000, filter_length=64, hop_length=16, win_length=64, n_mel_channels=8, mel_fmax=4000.0
@@ -44,6 +45,17 @@ def tiny_model() -> WaveGlow:
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    # Tiny convolutions run far faster on one thread than on two (thread start-up dominates).
+    """One intra-op thread: tiny convolutions on the shared 2-core CPU run far slower on two (thread
+    start-up and spin-waiting dominate)."""
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> str:
+    """A checkpoint of ``make_tiny_model()`` with its config, written once per test module."""
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_model(make_tiny_model(), Config(model=TINY_MODEL, audio=TINY_AUDIO), path)
+    return str(path)

@@ -19,14 +19,6 @@ from waveglow.evaluation import clip_nll, copy_synthesis, evaluate_model, log_me
 from waveglow.loss import WaveGlowLoss
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_log_mel_distance_is_the_mean_absolute_difference():
     mel = torch.randn(8, 20, generator=torch.Generator().manual_seed(0))
     assert log_mel_distance(mel, mel) == 0.0

@@ -12,11 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model
+from conftest import TINY_AUDIO
 
-from waveglow import Config
 from waveglow.batch import synthesize_files
-from waveglow.checkpoint import save_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -24,13 +22,6 @@ import infer  # noqa: E402
 
 HOP = TINY_AUDIO.hop_length
 N_MEL = TINY_AUDIO.n_mel_channels
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_model(make_tiny_model(), Config(model=TINY_MODEL, audio=TINY_AUDIO), path)
-    return str(path)
 
 
 def natural_mel(frames: int, seed: int = 0) -> np.ndarray:

@@ -12,19 +12,11 @@ import torch
 from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model
 
 from waveglow import Config, MelSpectrogram, Vocoder, WaveGlowLoss
-from waveglow.checkpoint import save_model
 from waveglow.denoiser import Denoiser, bias_mel
 from waveglow.inference import InputError, validate_mel
 
 HOP = TINY_AUDIO.hop_length
 N_MEL = TINY_AUDIO.n_mel_channels
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> str:
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_model(make_tiny_model(), Config(model=TINY_MODEL, audio=TINY_AUDIO), path)
-    return str(path)
 
 
 @pytest.fixture(scope="module")

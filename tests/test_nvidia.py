@@ -21,16 +21,6 @@ from waveglow.checkpoint import CheckpointError, load_checkpoint, load_model, mo
 from waveglow.config import Config
 from waveglow.model import WaveGlow
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convs run ~100x slower with 2 threads on the shared CPU; this module's tests use one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 AUDIO_OVERRIDES = dict(sampling_rate=8000, filter_length=64, hop_length=16, mel_fmax=4000.0)
 
 # The original code's structure and algorithm (hook-based weight norm, per-layer or fused conditioning,

@@ -27,15 +27,6 @@ from waveglow.training_log import read_metrics
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine two threads spin-wait and run ~10x slower here."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def make_clips(folder: Path, count: int, seconds: float = 0.1, seed: int = 0) -> list[Path]:
     """Harmonic tones with noise, different pitch per clip, as 16-bit wavs at TINY_AUDIO's rate."""
     rng = np.random.default_rng(seed)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +16,7 @@ import torch
 from torch import nn
 
 from .config import AudioConfig
+from .files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -102,19 +101,7 @@ def save_audio(
         audio = audio.detach().float().cpu().numpy()
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     audio = np.clip(np.nan_to_num(audio, nan=0.0), -1.0, 1.0)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            sf.write(handle, audio, sampling_rate, subtype=subtype, format="WAV")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda handle: sf.write(handle, audio, sampling_rate, subtype=subtype, format="WAV"))
 
 
 # ------------------------------------------------------------------------------------------ mel filterbank

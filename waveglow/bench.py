@@ -37,6 +37,7 @@ from .fast import (
     model_flops_per_sample,
     prepare_for_inference,
 )
+from .files import atomic_write_text
 from .loss import WaveGlowLoss
 from .model import WaveGlow
 
@@ -485,18 +486,9 @@ def _percent(value: float | None) -> str:
     return f"{value:.0%}" if value is not None else "n/a"
 
 
-def write_text(path: str | Path, text: str) -> None:
-    """Write a file atomically (temporary file, then rename), creating its folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 def write_json(result: dict[str, Any], path: str | Path) -> None:
     """Write the result as JSON, atomically."""
-    write_text(path, json.dumps(result, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
 
 
 def _csv(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:
@@ -541,7 +533,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         write_json(result, args.json)
     if args.markdown:
-        write_text(args.markdown, f"Command: `{command}`\n\n{table}\n")
+        atomic_write_text(args.markdown, f"Command: `{command}`\n\n{table}\n")
 
 
 if __name__ == "__main__":

@@ -10,14 +10,13 @@ Layout (format_version 1)::
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .config import Config, ConfigError
+from .files import atomic_write
 from .model import WaveGlow
 
 FORMAT_VERSION = 1
@@ -32,33 +31,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
 
     A reader never sees a partial file: either the old one or the complete new one.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
 def model_payload(model: WaveGlow, config: Config) -> dict[str, Any]:

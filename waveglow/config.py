@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .files import atomic_write_text
+
 CONFIG_VERSION = 1
 
 
@@ -273,9 +275,7 @@ def save_config(cfg: Config, path: str | Path) -> None:
         import yaml
 
         text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write_text(path, text)
 
 
 def _section(cls: type, values: Any, name: str) -> Any:

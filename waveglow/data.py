@@ -17,12 +17,10 @@ import logging
 import math
 import os
 import sys
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -30,6 +28,7 @@ from torch.utils.data import Dataset
 
 from .audio import AudioFileError, MelSpectrogram, load_audio
 from .config import AudioConfig, ConfigError, load_config
+from .files import atomic_write, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ def write_filelist(
         if relative_to is not None:
             entry = Path(os.path.relpath(entry, relative_to))
         lines.append(entry.as_posix())
-    _atomic_write_text(path, "\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def split_keys(keys: Sequence[str], split: str) -> list[int]:
@@ -334,26 +333,8 @@ def _cache_path(cache_dir: Path, path: Path, sampling_rate: int) -> Path:
     return cache_dir / f"{hashlib.sha1(key.encode('utf-8')).hexdigest()}.npy"
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda handle: handle.write(text.encode("utf-8")))
-
-
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    _atomic_write(path, lambda handle: np.save(handle, array))
+    atomic_write(path, lambda handle: np.save(handle, array), durable=False)  # a cache: rebuilt if lost
 
 
 def load_cached(path: Path, sampling_rate: int, cache_dir: Path | None) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .audio import AudioFileError, MelSpectrogram, load_audio, save_audio
+from .files import atomic_write, atomic_write_text
 from .loss import WaveGlowLoss
 from .model import WaveGlow
 from .nvidia import add_audio_override_args, audio_overrides
@@ -115,11 +116,7 @@ def mel_figure(rows: list[tuple[str, torch.Tensor, torch.Tensor]], vmin: float =
 
 def save_figure(fig: Any, path: str | Path) -> None:
     """Write a matplotlib Figure as PNG atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=90)
-    tmp.replace(path)
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=90))
 
 
 @dataclass
@@ -225,9 +222,7 @@ def _summarise(
         out.mkdir(parents=True, exist_ok=True)
         if rows:
             save_figure(mel_figure(rows), out / "mels.png")
-        tmp = out / ".report.json.tmp"
-        tmp.write_text(json.dumps(asdict(report), indent=2))
-        tmp.replace(out / "report.json")
+        atomic_write_text(out / "report.json", json.dumps(asdict(report), indent=2))
     return report
 
 

@@ -40,13 +40,12 @@ from .audio import MelSpectrogram, check_mel
 from .checkpoint import load_model
 from .config import AudioConfig, Config
 from .denoiser import BIAS_MODES, Denoiser
-from .fast import FastWaveGlow, prepare_for_inference
+from .fast import PRECISIONS, FastWaveGlow, prepare_for_inference
 from .loss import WaveGlowLoss
 from .model import FlowOutput, WaveGlow
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 ENGINES = ("fast", "eager")
 DEFAULT_MAX_FRAMES = 4000  # 46 s at 22.05 kHz with hop 256: ordinary utterances run in one exact pass
 DEFAULT_OVERLAP_FRAMES = 128  # chunk overlap (1.5 s at 22.05 kHz, hop 256), crossfaded
@@ -387,16 +386,18 @@ class Vocoder:
         for i, (mel, z) in enumerate(zip(mels, zs)):
             mel_batch[i, :, : frames[i]] = mel
             z_batch[i, :, : lengths[i]] = z
-        with torch.inference_mode(), self._autocast():
-            if self.fast is not None:  # in its own precision, autocast off inside
-                audio = self.fast.reverse(z_batch, mel_batch, None if len(set(lengths)) == 1 else lengths)
-            elif len(set(lengths)) == 1:
-                audio = self.model.reverse(z_batch, mel_batch)  # (B, g*L)
-            else:
-                steps = torch.arange(max(lengths), device=self.device)
-                mask = steps[None, None, :] < torch.tensor(lengths, device=self.device)[:, None, None]
-                with _masked_dilations(self.model, mask):
-                    audio = self.model.reverse(z_batch, mel_batch)
+        mixed = len(set(lengths)) > 1
+        if self.fast is not None:  # casts its own weights to the precision
+            audio = self.fast.reverse(z_batch, mel_batch, lengths if mixed else None)
+        else:
+            with torch.inference_mode(), self._autocast():
+                if not mixed:
+                    audio = self.model.reverse(z_batch, mel_batch)  # (B, g*L)
+                else:
+                    steps = torch.arange(max(lengths), device=self.device)
+                    mask = steps[None, None, :] < torch.tensor(lengths, device=self.device)[:, None, None]
+                    with _masked_dilations(self.model, mask):
+                        audio = self.model.reverse(z_batch, mel_batch)
         return [audio[i, : n * self.hop_length].float() for i, n in enumerate(frames)]
 
     def _synthesize_zero_noise(self, mel: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from .evaluation import mel_figure, save_figure
+from .files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -143,9 +144,7 @@ def _truncate_metrics(path: Path, step: int) -> None:
     if not path.is_file():
         return
     kept = [r for r in read_metrics(path) if r.get("step", 0) <= step] if step else []
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
 def _audio(audio: torch.Tensor) -> torch.Tensor:
