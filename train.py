@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 
-from waveglow.training import run_cli
+from waveglow.training_cli import run_cli
 
 
 def main(argv: list[str] | None = None) -> int:

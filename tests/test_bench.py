@@ -73,3 +73,33 @@ def test_bench_rejects_unknown_names(tiny_registry):
         bench.make_variant("slow-fp32", bench.build_model("tiny"), torch.device("cpu"))
     with pytest.raises(ValueError, match="precision"):
         bench.run_benchmark(models=["tiny"], precisions=["fp8"])
+
+
+def test_results_are_reported_after_every_case(tiny_registry):
+    """A run cut off by a time limit keeps what it measured: the result is handed over after each case."""
+    seen = []
+    final = bench.run_benchmark(
+        models=["tiny"], batch_sizes=[1, 2], lengths=[0.03], variants=["eager", "fast-fp32"], rounds=1,
+        train=True, train_segment=512, train_steps=1,
+        on_progress=lambda result: seen.append((len(result["synthesis"]), len(result["training"]))),
+    )  # fmt: skip
+    assert seen == [(2, 0), (4, 0), (4, 1), (4, 2)]
+    assert (len(final["synthesis"]), len(final["training"])) == seen[-1]
+
+
+def test_train_only_writes_the_training_table_with_the_ratio_to_fp32(tiny_registry, tmp_path):
+    table = tmp_path / "train.md"
+    bench.main(
+        [
+            "--device", "cpu", "--model", "tiny", "--batch-sizes", "2", "--train-only",
+            "--train-segment", "512", "--train-steps", "1", "--markdown", str(table),
+        ]
+    )  # fmt: skip
+    text = table.read_text()
+    assert "| variant |" not in text  # no synthesis measured
+    row = next(line for line in text.splitlines() if line.startswith("| tiny | fp32 | 2 | 512 |"))
+    assert row.split("|")[7].strip() == "1.00x"  # samples/s against its own fp32 row
+    rows = [{"model": "m", "batch_size": 1, "segment_length": 8, "precision": p, "samples_per_s": s}
+            for p, s in (("fp32", 100.0), ("bf16", 250.0))]  # fmt: skip
+    assert bench._training_ratio(rows[1], rows) == "2.50x"
+    assert bench._training_ratio(rows[1], rows[1:]) == "n/a"

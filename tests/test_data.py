@@ -1,4 +1,5 @@
-"""Filelists, splits, the data check, and the segment and clip datasets (on generated signals)."""
+"""Filelists and splits (waveglow.filelists), the data check (waveglow.data_check), and the segment and clip
+datasets and the CLI (waveglow.data), on generated signals."""
 
 from __future__ import annotations
 
@@ -12,19 +13,9 @@ from torch.utils.data import DataLoader
 
 from tests.conftest import TINY_AUDIO
 from waveglow.audio import MelSpectrogram
-from waveglow.data import (
-    AudioClipDataset,
-    AudioSegmentDataset,
-    DataError,
-    check_files,
-    ljspeech_files,
-    main,
-    mirror_pad,
-    read_filelist,
-    resolve_files,
-    split_keys,
-    usable_files,
-)
+from waveglow.data import AudioClipDataset, AudioSegmentDataset, main, mirror_pad
+from waveglow.data_check import check_files, usable_files
+from waveglow.filelists import DataError, ljspeech_files, read_filelist, resolve_files, split_keys
 
 RATE = TINY_AUDIO.sampling_rate  # 8000 Hz
 SEGMENT = 2048

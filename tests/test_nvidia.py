@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model
 
-from waveglow import nvidia
+from waveglow import nvidia, nvidia_layout, restricted_pickle
 from waveglow.checkpoint import CheckpointError, load_checkpoint, load_model, model_from_payload, save_model
 from waveglow.config import Config
 from waveglow.model import WaveGlow
@@ -526,6 +526,10 @@ def test_infer_cli_sets_the_audio_of_release_files(tmp_path):
 
     path, _, _ = _save_release_file(tmp_path, "glow", old_layout=False, pickle_protocol=4)
     assert nvidia.is_nvidia_checkpoint(path)  # STACK_GLOBAL (pickle protocol 4) is recognised too
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert load_model(path)[0].model_cfg.n_flows > 0
+    assert not [w for w in caught if "pickle protocol" in str(w.message)]  # torch's warning is not shown
     mel = (
         torch.randn(TINY_AUDIO.n_mel_channels, 10, generator=torch.Generator().manual_seed(0)) - 8.0
     ).clamp(min=-11.5)
@@ -555,17 +559,17 @@ def test_own_checkpoints_are_not_nvidia(tmp_path):
 
 
 def test_audio_defaults_and_overrides(tmp_path):
-    published = nvidia._infer_audio_config(80, 1024, {}, tmp_path / "x.pt")
+    published = nvidia_layout.infer_audio_config(80, 1024, {}, tmp_path / "x.pt")
     assert (published.sampling_rate, published.hop_length, published.win_length) == (22050, 256, 1024)
     assert published.filter_length == 1024 and published.mel_fmax == 8000.0
-    custom = nvidia._infer_audio_config(
+    custom = nvidia_layout.infer_audio_config(
         80, 1024, {"sampling_rate": 24000, "hop_length": 300}, tmp_path / "x.pt"
     )
     assert (custom.sampling_rate, custom.hop_length, custom.win_length) == (24000, 300, 1024)
     with pytest.raises(CheckpointError, match="kernel is 1024"):
-        nvidia._infer_audio_config(80, 1024, {"win_length": 800}, tmp_path / "x.pt")
+        nvidia_layout.infer_audio_config(80, 1024, {"win_length": 800}, tmp_path / "x.pt")
     with pytest.raises(CheckpointError, match="unknown audio setting"):
-        nvidia._infer_audio_config(80, 1024, {"hop": 256}, tmp_path / "x.pt")
+        nvidia_layout.infer_audio_config(80, 1024, {"hop": 256}, tmp_path / "x.pt")
 
 
 def test_model_config_without_early_outputs(tmp_path):
@@ -619,7 +623,7 @@ def test_very_old_pickle_with_thnn_backend(tmp_path, monkeypatch):
     _forget("glow_old")
     monkeypatch.delattr(thnn, "_get_thnn_function_backend")
     assert "_get_thnn_function_backend" in {
-        a.split(" ")[-1] for n, a in nvidia._pickle_opcodes(path) if n == "GLOBAL"
+        a.split(" ")[-1] for n, a in restricted_pickle.pickle_opcodes(path) if n == "GLOBAL"
     }
     loaded = nvidia.load_nvidia_checkpoint(path, **AUDIO_OVERRIDES)
     _assert_same_outputs(loaded, ours, module)
@@ -730,4 +734,4 @@ def test_pickle_cannot_alter_allowed_globals(tmp_path, monkeypatch, target):
         nvidia.load_nvidia_checkpoint(path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["evil_legacy.pt"]
     assert not hasattr(torch._utils._rebuild_tensor_v2, "dump_patches")
-    assert all(cls.dump_patches is False for cls in nvidia._STAND_INS.values())
+    assert all(cls.dump_patches is False for cls in restricted_pickle._STAND_INS.values())

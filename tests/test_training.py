@@ -16,13 +16,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import TINY_AUDIO, TINY_MODEL
+from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model
 
-from waveglow import training
+from waveglow import training, training_cli
+from waveglow.audio import MelSpectrogram
 from waveglow.checkpoint import load_checkpoint, load_model, save_model
 from waveglow.config import Config, DataConfig, TrainConfig, load_config, save_config
+from waveglow.loss import WaveGlowLoss
 from waveglow.training import TrainingError, learning_rate_at, train
-from waveglow.training_log import read_metrics
+from waveglow.training_log import RunLogger, read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -185,6 +187,55 @@ def test_bf16_autocast_on_cpu_trains_close_to_fp32(tmp_path):
         assert abs(runs["bf16"][step] - runs["fp32"][step]) < 0.02
 
 
+def test_fp16_grad_scaler_skips_an_overflow_and_shrinks_the_scale():
+    """The fp16 path (autocast + GradScaler) runs on CPU too: an overflowing scale skips the update without
+    touching the weights and halves the scale; a workable scale updates them with finite values."""
+    model = make_tiny_model(seed=3)
+    mel_fn, loss_fn = MelSpectrogram(TINY_AUDIO), WaveGlowLoss(sigma=1.0)
+    audio = 0.1 * torch.randn(2, 256, generator=torch.Generator().manual_seed(0))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = [p.detach().clone() for p in model.parameters()]
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
+    result = training.train_step(model, audio, mel_fn, loss_fn, optimizer, scaler, "fp16", 0.0)
+    assert result.loss_finite and not result.applied and not math.isfinite(result.grad_norm)
+    assert scaler.get_scale() == 2.0**39
+    assert all(torch.equal(b, p) for b, p in zip(before, model.parameters()))
+    scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
+    result = training.train_step(model, audio, mel_fn, loss_fn, optimizer, scaler, "fp16", 0.0)
+    assert result.applied and math.isfinite(result.grad_norm) and result.grad_norm > 0
+    assert scaler.get_scale() == 1.0  # no overflow: kept (it grows only after growth_interval steps)
+    changed = [not torch.equal(b, p) for b, p in zip(before, model.parameters())]
+    assert any(changed) and all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_fp16_training_on_cpu_counts_overflows_apart_from_bad_losses(tmp_path, monkeypatch):
+    """A whole fp16 run started at a scale that overflows (2**24): the overflowing steps are skipped without
+    counting toward max_nonfinite_steps (1 here), the run still reaches max_steps with finite weights, and the
+    shrunk scale is checkpointed."""
+    scaler_class = torch.amp.GradScaler
+    monkeypatch.setattr(torch.amp, "GradScaler", lambda *a, **k: scaler_class(*a, init_scale=2.0**24, **k))
+    cfg = tiny_config(
+        tmp_path / "data", max_steps=3, precision="fp16", validate_at_start=False, max_nonfinite_steps=1
+    )
+    result = train(cfg, tmp_path / "run")
+    assert result.step == 3
+    data = load_checkpoint(result.checkpoint)
+    assert data["state"]["skipped_steps"] > 0
+    assert 1.0 <= data["scaler"]["scale"] < 2.0**24
+    assert all(torch.isfinite(v).all() for v in data["model"].values())
+    assert all(math.isfinite(v) for v in train_losses(tmp_path / "run").values())
+
+
+def test_progress_bar_counts_applied_steps_not_batches(tmp_path):
+    logger = RunLogger(tmp_path, enabled=True, resume_step=2, total_steps=5)
+    try:
+        for step in (3, 3, 3, 4):  # a batch at step 3, then two skipped (non-finite) batches, then step 4
+            logger.step(step, loss=1.0, samples_per_second=10.0)
+        assert (logger.progress.n, logger.progress.total) == (4, 5)
+    finally:
+        logger.close()
+
+
 def test_learning_rate_schedules():
     cfg = TrainConfig(learning_rate=1.0, lr_warmup_steps=4)
     assert [learning_rate_at(s, cfg) for s in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
@@ -245,7 +296,7 @@ def test_the_original_config_json_is_accepted(tmp_path):
         set=["train.max_steps=10"], resume=False, precision=None, device=None, max_steps=None,
         max_minutes=None, skip_bad_files=False,
     )  # fmt: skip
-    cfg, run_dir = training.config_from_args(args)
+    cfg, run_dir = training_cli.config_from_args(args)
     assert run_dir == Path("runs/config")
     assert cfg.model == Config().model and cfg.audio == Config().audio
     assert (cfg.train.batch_size, cfg.train.learning_rate, cfg.train.precision) == (12, 1e-4, "fp16")

@@ -22,7 +22,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -395,11 +395,17 @@ def run_benchmark(
     variants: list[str] | None = None,
     rounds: int = 3,
     train: bool = False,
+    synthesis: bool = True,
     train_segment: int = 16000,
     train_steps: int = 2,
     command: str = "",
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the synthesis (and optionally training) benchmarks; returns the JSON-ready result."""
+    """Run the synthesis (and optionally training) benchmarks; returns the JSON-ready result.
+
+    ``on_progress`` is called with the result so far after every measured case, so that a run cut off by a
+    time limit keeps what it measured (``main`` rewrites the JSON and the table each time)."""
+    report = on_progress or (lambda result: None)
     dev = torch.device(device)
     models = models or ["default"]
     precisions = precisions or ["fp32"]
@@ -427,11 +433,12 @@ def run_benchmark(
             "fast_fold": fast_flops_per_sample(model.model_cfg, model.audio_cfg, fold_upsampler=True),
             "parameters": sum(p.numel() for p in model.parameters()),
         }
-        for batch_size in batch_sizes:
+        for batch_size in batch_sizes if synthesis else []:
             for seconds in lengths:
                 log.info("synthesis: %s model, batch %d, %.2f s", model_name, batch_size, seconds)
                 rows = bench_synthesis(model, model_name, names, dev, batch_size, seconds, rounds)
                 result["synthesis"] += [asdict(row) for row in rows]
+                report(result)
         if train:
             train_precisions = precisions if dev.type == "cuda" else ["fp32"]
             for precision in train_precisions:
@@ -441,45 +448,65 @@ def run_benchmark(
                         model, model_name, dev, precision, batch_size, train_segment, train_steps
                     )
                     result["training"].append(asdict(row))
+                    report(result)
     return result
 
 
+SYNTHESIS_COLUMNS = (
+    "model", "variant", "batch", "audio s", "samples/s", "x real time", "model GFLOP/s", "executed GFLOP/s",
+    "of peak", "vs eager (min-max)", "best vs best", "max diff σ=0", "log-mel L1",
+)  # fmt: skip
+TRAINING_COLUMNS = (
+    "model", "training precision", "batch", "segment", "step s", "samples/s", "vs fp32", "~GFLOP/s", "of peak",
+    "peak memory",
+)  # fmt: skip
+
+
 def format_table(result: dict[str, Any]) -> str:
-    """Markdown tables of a ``run_benchmark`` result."""
+    """Markdown tables of a ``run_benchmark`` result (a table only for what was measured)."""
     env = result["environment"]
     lines = [
-        f"{env['date']} · {env['device_name']} ({env['device']}, {env['threads']} threads) · "
-        f"torch {env['torch']}",
-        "",
-        "| model | variant | batch | audio s | samples/s | x real time | model GFLOP/s | executed GFLOP/s "
-        "| of peak | vs eager (min-max) | best vs best | max diff σ=0 | log-mel L1 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"{env['date']} · {env['device_name']} ({env['device']}, {env['threads']} threads) · torch {env['torch']}"
     ]
-    for row in result["synthesis"]:
-        util = _percent(row["utilisation"])
-        lines.append(
-            f"| {row['model']} | {row['variant']} | {row['batch_size']} | {row['seconds_of_audio']:.2f} "
-            f"| {row['samples_per_s']:,.0f} | {row['real_time_factor']:.3f} | {row['model_gflops']:.1f} "
-            f"| {row['executed_gflops']:.1f} | {util} "
-            f"| {row['ratio_vs_eager']:.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f}) "
-            f"| {row['ratio_of_best']:.2f}x "
-            f"| {row['max_abs_diff_sigma0']:.1e} | {row['log_mel_l1']:.1e} |"
-        )
-    if result["training"]:
-        lines += [
-            "",
-            "| model | training precision | batch | segment | step s | samples/s | ~GFLOP/s | of peak "
-            "| peak memory |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for row in result["training"]:
-            util = _percent(row["utilisation"])
-            lines.append(
-                f"| {row['model']} | {row['precision']} | {row['batch_size']} | {row['segment_length']} "
-                f"| {row['step_s']:.2f} | {row['samples_per_s']:,.0f} | {row['approx_gflops']:.1f} | {util} "
-                f"| {row['peak_memory_mb']:,.0f} MB ({row['peak_memory_kind']}) |"
-            )
+    synthesis = [_synthesis_cells(row) for row in result["synthesis"]]
+    training = [_training_cells(row, result["training"]) for row in result["training"]]
+    for columns, cells in ((SYNTHESIS_COLUMNS, synthesis), (TRAINING_COLUMNS, training)):
+        if cells:
+            lines += ["", _markdown_row(columns), _markdown_row(["---"] * len(columns))]
+            lines += [_markdown_row(row) for row in cells]
     return "\n".join(lines)
+
+
+def _markdown_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _synthesis_cells(row: dict[str, Any]) -> list[str]:
+    return [
+        row["model"], row["variant"], str(row["batch_size"]), f"{row['seconds_of_audio']:.2f}",
+        f"{row['samples_per_s']:,.0f}", f"{row['real_time_factor']:.3f}", f"{row['model_gflops']:.1f}",
+        f"{row['executed_gflops']:.1f}", _percent(row["utilisation"]),
+        f"{row['ratio_vs_eager']:.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})",
+        f"{row['ratio_of_best']:.2f}x", f"{row['max_abs_diff_sigma0']:.1e}", f"{row['log_mel_l1']:.1e}",
+    ]  # fmt: skip
+
+
+def _training_cells(row: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    return [
+        row["model"], row["precision"], str(row["batch_size"]), str(row["segment_length"]),
+        f"{row['step_s']:.2f}", f"{row['samples_per_s']:,.0f}", _training_ratio(row, rows),
+        f"{row['approx_gflops']:.1f}", _percent(row["utilisation"]),
+        f"{row['peak_memory_mb']:,.0f} MB ({row['peak_memory_kind']})",
+    ]  # fmt: skip
+
+
+def _training_ratio(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
+    """samples/s of ``row`` over the fp32 row of the same model, batch and segment ("n/a" without one)."""
+    same = ("model", "batch_size", "segment_length")
+    for other in rows:
+        if other["precision"] == "fp32" and all(other[key] == row[key] for key in same):
+            return f"{row['samples_per_s'] / other['samples_per_s']:.2f}x"
+    return "n/a"
 
 
 def _percent(value: float | None) -> str:
@@ -505,6 +532,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--variants", type=_csv(str), default=None, help="default: see default_variants")
     parser.add_argument("--rounds", type=int, default=3, help="timed runs of each variant (alternated)")
     parser.add_argument("--train", action="store_true", help="also measure training steps")
+    parser.add_argument("--train-only", action="store_true", help="measure training steps only")
     parser.add_argument("--train-segment", type=int, default=16000, help="training segment, samples")
     parser.add_argument("--train-steps", type=int, default=2, help="timed training steps")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
@@ -515,6 +543,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     command = "python -m waveglow.bench " + " ".join(argv if argv is not None else sys.argv[1:])
+
+    def write(result: dict[str, Any], final: bool = False) -> None:
+        table = format_table(result)
+        if final:
+            print(table)
+        if args.json:
+            write_json(result, args.json)
+        if args.markdown:
+            atomic_write_text(args.markdown, f"Command: `{command}`\n\n{table}\n")
+
     result = run_benchmark(
         device=args.device,
         models=args.model,
@@ -523,17 +561,14 @@ def main(argv: list[str] | None = None) -> None:
         lengths=args.lengths,
         variants=args.variants,
         rounds=args.rounds,
-        train=args.train,
+        train=args.train or args.train_only,
+        synthesis=not args.train_only,
         train_segment=args.train_segment,
         train_steps=args.train_steps,
         command=command,
+        on_progress=write,
     )
-    table = format_table(result)
-    print(table)
-    if args.json:
-        write_json(result, args.json)
-    if args.markdown:
-        atomic_write_text(args.markdown, f"Command: `{command}`\n\n{table}\n")
+    write(result, final=True)
 
 
 if __name__ == "__main__":

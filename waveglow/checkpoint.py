@@ -10,6 +10,7 @@ Layout (format_version 1)::
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: checkpoint file is empty")
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        with (
+            warnings.catch_warnings()
+        ):  # a foreign (e.g. NVIDIA protocol-4) file: we explain failures ourselves
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            data = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(
             f"{path}: not a loadable checkpoint of ours ({type(exc).__name__}: {exc})"

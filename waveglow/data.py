@@ -1,12 +1,15 @@
-"""Filelists, the dataset check, and the training and validation datasets.
+"""The training and validation datasets, and a command line that checks data or writes split filelists.
 
-Layer 2: imports config and audio. Randomness comes only from ``(seed, epoch, index)``, so a segment is the
-same whichever DataLoader worker loads it, differs per epoch, and nothing touches global random state.
+Layer 2: imports config, audio, filelists and data_check. Randomness comes only from
+``(seed, epoch, index)``, so a segment is the same whichever DataLoader worker loads it, differs per epoch,
+and nothing touches global random state.
 
 Short clips (fewer samples than ``segment_length``) are extended by mirror padding (the clip, then the clip
 reversed, and so on; ``numpy.pad(mode="symmetric")``) at a random offset, never with zeros: a run of exact
 zeros has no density under the flow, and the original code's zero padding is a known cause of exploding
 losses. ``short_clips="drop"`` leaves them out instead.
+
+Filelists and splits live in :mod:`waveglow.filelists`, the data check in :mod:`waveglow.data_check`.
 """
 
 from __future__ import annotations
@@ -15,11 +18,9 @@ import argparse
 import hashlib
 import logging
 import math
-import os
 import sys
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,300 +29,16 @@ from torch.utils.data import Dataset
 
 from .audio import AudioFileError, MelSpectrogram, load_audio
 from .config import AudioConfig, ConfigError, load_config
-from .files import atomic_write, atomic_write_text
+from .data_check import check_files, min_clip_samples
+from .filelists import (
+    SPLITS,
+    DataError,
+    resolve_files,
+    write_filelist,
+)
+from .files import atomic_write
 
 log = logging.getLogger(__name__)
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3", ".opus")
-SPLITS = ("train", "validation", "test", "all")
-SILENCE_PEAK = 1e-4  # a file whose peak is below this (-80 dBFS) is silent
-# Fractions of the Tacotron 2 LJSpeech split (12,500 train / 100 validation / 500 test of 13,100 clips).
-VALIDATION_FRACTION = 100 / 13100
-TEST_FRACTION = 500 / 13100
-
-
-class DataError(ValueError):
-    """A filelist, a data folder or a set of files cannot be used; the message names them."""
-
-
-class _BadFile(Exception):
-    """Internal: why one file fails the data check (the reason, without the path)."""
-
-
-# ----------------------------------------------------------------------------------------------- filelists
-
-
-def read_filelist(path: str | Path, data_root: str | Path | None = None) -> list[Path]:
-    """Audio paths from a filelist: one path per line (WaveGlow) or ``path|transcript|...`` (Tacotron 2).
-
-    Blank lines and lines starting with ``#`` are skipped. Relative paths are resolved against
-    ``data_root`` when given (and not empty), else against the list's folder.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: filelist not found")
-    root = Path(data_root) if data_root else path.parent
-    paths = []
-    for raw in path.read_text(encoding="utf-8-sig").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        entry = Path(line.split("|", 1)[0].strip())
-        paths.append(entry if entry.is_absolute() else root / entry)
-    if not paths:
-        raise DataError(f"{path}: filelist holds no audio paths")
-    return paths
-
-
-def write_filelist(
-    path: str | Path, paths: Iterable[str | Path], relative_to: str | Path | None = None
-) -> None:
-    """Write one path per line (atomically), relative to ``relative_to`` when given."""
-    path = Path(path)
-    lines = []
-    for entry in paths:
-        entry = Path(entry)
-        if relative_to is not None:
-            entry = Path(os.path.relpath(entry, relative_to))
-        lines.append(entry.as_posix())
-    atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def split_keys(keys: Sequence[str], split: str) -> list[int]:
-    """Indices of ``keys`` in ``split`` ("train", "validation", "test" or "all"), chosen deterministically.
-
-    Keys are ranked by the SHA-1 of their text; the first ``round(N * 100/13100)`` (at least 1) are the
-    validation split, the next ``round(N * 500/13100)`` (at least 1) the test split, the rest the training
-    split: the Tacotron 2 proportions for LJSpeech. With fewer than 3 keys every split holds all of them.
-    Returned indices are in the keys' original order.
-    """
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
-    count = len(keys)
-    if split == "all" or count < 3:
-        return list(range(count))
-    n_val = max(1, round(count * VALIDATION_FRACTION))
-    n_test = max(1, round(count * TEST_FRACTION))
-    ranked = sorted(range(count), key=lambda i: hashlib.sha1(keys[i].encode("utf-8")).hexdigest())
-    chosen = {
-        "validation": ranked[:n_val],
-        "test": ranked[n_val : n_val + n_test],
-        "train": ranked[n_val + n_test :],
-    }[split]
-    return sorted(chosen)
-
-
-def is_ljspeech_folder(path: str | Path) -> bool:
-    """True for an LJSpeech-style folder: ``metadata.csv`` next to a ``wavs/`` folder."""
-    path = Path(path)
-    return (path / "metadata.csv").is_file() and (path / "wavs").is_dir()
-
-
-def ljspeech_files(root: str | Path, split: str = "train") -> list[Path]:
-    """The clips of an LJSpeech folder listed in ``metadata.csv`` (``ID|text|normalised text``), in one split.
-
-    The split is :func:`split_keys` on the clip IDs: for LJSpeech-1.1 (13,100 clips) 12,500 train,
-    100 validation and 500 test clips, the same on every machine.
-    """
-    root = Path(root)
-    metadata = root / "metadata.csv"
-    ids = []
-    for number, raw in enumerate(metadata.read_text(encoding="utf-8").splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        clip_id = line.split("|", 1)[0].strip()
-        if not clip_id:
-            raise DataError(f"{metadata}:{number}: line has no clip ID")
-        ids.append(clip_id)
-    if not ids:
-        raise DataError(f"{metadata}: no clips listed")
-    return [root / "wavs" / f"{ids[i]}.wav" for i in split_keys(ids, split)]
-
-
-def directory_files(root: str | Path, split: str = "all") -> list[Path]:
-    """Audio files under ``root`` (recursively, sorted), in one :func:`split_keys` split of their paths."""
-    root = Path(root)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-    if not files:
-        raise DataError(f"{root}: no audio files ({', '.join(AUDIO_SUFFIXES)}) in this folder")
-    keys = [p.relative_to(root).as_posix() for p in files]
-    return [files[i] for i in split_keys(keys, split)]
-
-
-def resolve_files(spec: str | Path, data_root: str | Path = "", split: str = "train") -> list[Path]:
-    """Audio paths from a filelist, an LJSpeech folder or a folder of audio files.
-
-    A filelist is already a split, so ``split`` is ignored for it. An LJSpeech folder (``metadata.csv`` +
-    ``wavs/``) or a plain folder of audio gives its deterministic ``split`` ("train", "validation",
-    "test" or "all"; see :func:`split_keys`). A relative ``spec`` is looked up as given, then under
-    ``data_root``.
-    """
-    if split not in SPLITS:
-        raise DataError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
-    path = Path(spec)
-    if not str(spec):
-        raise DataError("no data given (empty filelist / folder path)")
-    if not path.exists() and data_root and not path.is_absolute() and (Path(data_root) / path).exists():
-        path = Path(data_root) / path
-    if path.is_dir():
-        if is_ljspeech_folder(path):
-            return ljspeech_files(path, split)
-        return directory_files(path, split)
-    if path.is_file():
-        if path.name == "metadata.csv" and is_ljspeech_folder(path.parent):
-            return ljspeech_files(path.parent, split)
-        return read_filelist(path, data_root or None)
-    raise DataError(f"{spec}: no such filelist or folder")
-
-
-# ------------------------------------------------------------------------------------------- the data check
-
-
-@dataclass
-class DataReport:
-    """The result of :func:`check_files`.
-
-    good: usable files (short clips included; they are listed in ``warnings`` too).
-    bad: (path, reason) for missing, empty, unreadable, NaN/inf-containing, silent and too-short files.
-    warnings: (path, note) for usable files worth knowing about (shorter than a segment, clipped).
-    hours: total duration of the good files. sample_rates: Counter of the files' native rates.
-    """
-
-    good: list[Path] = field(default_factory=list)
-    bad: list[tuple[Path, str]] = field(default_factory=list)
-    warnings: list[tuple[Path, str]] = field(default_factory=list)
-    hours: float = 0.0
-    sample_rates: Counter = field(default_factory=Counter)
-    target_rate: int = 0
-    digital_silence: int = 0  # good files holding a run of >= 8 exact zeros (see AudioSegmentDataset dither)
-
-    @property
-    def ok(self) -> bool:
-        """True when no file is bad."""
-        return not self.bad
-
-    def format(self, max_listed: int = 50) -> str:
-        """A multi-line report: totals, rates, then every bad file and warning (up to ``max_listed`` each)."""
-        total = len(self.good) + len(self.bad)
-        rates = ", ".join(f"{rate} Hz: {n}" for rate, n in sorted(self.sample_rates.items())) or "none"
-        lines = [
-            f"{total} files checked: {len(self.good)} good, {len(self.bad)} bad, {len(self.warnings)} warnings",
-            f"{self.hours:.3f} hours of good audio",
-            f"sample rates: {rates}",
-        ]
-        resampled = sum(n for rate, n in self.sample_rates.items() if rate != self.target_rate)
-        if self.target_rate and resampled:
-            lines.append(f"{resampled} files will be resampled to {self.target_rate} Hz")
-        if self.digital_silence:
-            lines.append(
-                f"{self.digital_silence} files hold digital silence (runs of >= 8 exact zeros; "
-                "keep data.dither > 0)"
-            )
-        if self.bad:
-            reasons = Counter(reason.split(" (", 1)[0].split(":", 1)[0] for _, reason in self.bad)
-            lines.append("bad files (" + ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) + "):")
-            lines += [f"  {path}: {reason}" for path, reason in self.bad[:max_listed]]
-            if len(self.bad) > max_listed:
-                lines.append(f"  ... and {len(self.bad) - max_listed} more")
-        if self.warnings:
-            lines.append("warnings:")
-            lines += [f"  {path}: {note}" for path, note in self.warnings[:max_listed]]
-            if len(self.warnings) > max_listed:
-                lines.append(f"  ... and {len(self.warnings) - max_listed} more")
-        return "\n".join(lines)
-
-
-def min_clip_samples(audio_cfg: AudioConfig) -> int:
-    """The shortest usable clip: one full analysis window (``win_length`` samples)."""
-    return audio_cfg.win_length
-
-
-def check_files(
-    paths: Sequence[str | Path], audio_cfg: AudioConfig, segment_length: int, progress: bool = True
-) -> DataReport:
-    """Read every file once and sort them into good and bad, with the reason for each bad one.
-
-    Bad: missing, empty, unreadable, no samples, NaN or infinite samples, silent (peak below -80 dBFS:
-    nothing to learn, and exact silence has no density), shorter than one window (``win_length`` samples at
-    the config's rate). Warnings (still good): shorter than ``segment_length`` (mirror padded in training),
-    samples beyond [-1, 1] in float files (clipped on load).
-    """
-    import soundfile as sf
-    from tqdm import tqdm
-
-    report = DataReport(target_rate=audio_cfg.sampling_rate)
-    seconds = 0.0
-    minimum = min_clip_samples(audio_cfg)
-    for raw in tqdm(paths, desc="checking audio", unit="file", disable=not progress or len(paths) < 50):
-        path = Path(raw)
-        try:
-            if not path.exists():
-                raise _BadFile("missing (file not found)")
-            if path.is_dir():
-                raise _BadFile("unreadable (a folder, not a file)")
-            if path.stat().st_size == 0:
-                raise _BadFile("empty (0 bytes)")
-            try:
-                data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-            except Exception as exc:  # noqa: BLE001 - soundfile raises several types for corrupt files
-                raise _BadFile(f"unreadable ({exc})") from exc
-            if data.size == 0:
-                raise _BadFile("empty (no audio samples)")
-            if not np.all(np.isfinite(data)):
-                bad = int(np.count_nonzero(~np.isfinite(data)))
-                raise _BadFile(f"NaN (contains {bad} NaN or infinite samples)")
-            audio = data.mean(axis=1)
-            peak = float(np.max(np.abs(audio)))
-            if peak < SILENCE_PEAK:
-                raise _BadFile(f"silent (peak {peak:.2g}, below {SILENCE_PEAK:g})")
-            samples = math.floor(len(audio) * audio_cfg.sampling_rate / rate)
-            if samples < minimum:
-                raise _BadFile(
-                    f"too short ({samples} samples at {audio_cfg.sampling_rate} Hz; "
-                    f"need at least {minimum}, one window)"
-                )
-        except _BadFile as exc:
-            report.bad.append((path, str(exc)))
-            continue
-        report.good.append(path)
-        report.sample_rates[int(rate)] += 1
-        seconds += len(audio) / rate
-        if samples < segment_length:
-            report.warnings.append(
-                (path, f"short ({samples} samples < segment_length {segment_length}; mirror padded)")
-            )
-        if _has_zero_run(audio, 8):
-            report.digital_silence += 1
-        if peak > 1.0:
-            report.warnings.append((path, f"peak {peak:.3f} beyond [-1, 1] (clipped on load)"))
-    report.hours = seconds / 3600
-    return report
-
-
-def _has_zero_run(audio: np.ndarray, length: int) -> bool:
-    """True when ``audio`` holds ``length`` or more consecutive exact zeros."""
-    zero = np.concatenate([[0], (audio == 0).astype(np.int8), [0]])
-    edges = np.flatnonzero(np.diff(zero))  # starts and ends of zero runs, alternating
-    return bool(len(edges) and np.max(edges[1::2] - edges[::2]) >= length)
-
-
-def usable_files(
-    paths: Sequence[str | Path], audio_cfg: AudioConfig, segment_length: int, skip_bad: bool = False
-) -> list[Path]:
-    """Check ``paths``; return the good ones. With bad files, raise DataError listing them unless
-    ``skip_bad`` (then log the report and go on with the good ones)."""
-    report = check_files(paths, audio_cfg, segment_length)
-    if report.bad and not skip_bad:
-        raise DataError(
-            f"{len(report.bad)} of {len(paths)} files are bad (set data.skip_bad_files to train on the "
-            f"others):\n{report.format()}"
-        )
-    if report.bad:
-        log.warning("skipping %d bad files:\n%s", len(report.bad), report.format())
-    if not report.good:
-        raise DataError(f"no usable audio among {len(paths)} files:\n{report.format()}")
-    return report.good
 
 
 # -------------------------------------------------------------------------------------------- audio access

@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     from .checkpoint import load_model
-    from .data import resolve_files
+    from .filelists import resolve_files
 
     model, cfg = load_model(args.checkpoint, **audio_overrides(args))
     if model.has_weight_norm:

@@ -1,10 +1,11 @@
 """Training by exact maximum likelihood: one CPU, one GPU, or many GPUs/machines through torchrun + DDP.
 
-The run is split into build (device, model, optimiser, data), step, validate, log (``training_log``) and
-save. Randomness is derived, never hidden: the model's initialisation from ``train.seed``, the data order
-from (seed, epoch) through a DistributedSampler, each segment from (seed, epoch, clip index) in the
-dataset. A checkpoint stores the epoch and the batches already consumed in it, so a resumed run sees the
-same batches as an uninterrupted one.
+The run is split into build (``distributed``: process group and device; ``training_setup``: model, data,
+run dir), step and loop (here), validate (``training_validation``), log (``training_log``) and save
+(``training_state``); ``training_cli`` is train.py's body. Randomness is derived, never hidden: the model's
+initialisation from ``train.seed``, the data order from (seed, epoch) through a DistributedSampler, each
+segment from (seed, epoch, clip index) in the dataset. A checkpoint stores the epoch and the batches already
+consumed in it, so a resumed run sees the same batches as an uninterrupted one.
 
 Run directory::
 
@@ -16,252 +17,46 @@ Run directory::
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
-from torch.nn.utils import parametrizations
-from torch.utils.data import DataLoader, DistributedSampler
 
 from .audio import MelSpectrogram
-from .checkpoint import CheckpointError, atomic_save, load_model
-from .config import Config, TrainConfig, load_config, save_config
-from .data import AudioClipDataset, AudioSegmentDataset, DataReport, check_files, resolve_files, usable_files
-from .evaluation import clip_nll, copy_synthesis, log_mel_distance
+from .checkpoint import atomic_save
+from .config import Config
+from .distributed import DistEnv, ResumableSampler, setup_distributed
 from .loss import WaveGlowLoss
-from .model import WaveGlow
 from .training_log import METRICS_FILE, RunLogger, read_metrics
+
+# Used here, and also imported from waveglow.training by tests and users: build_model, learning_rate_at,
+# TrainingError, validate. Keep them importable from this module.
+from .training_setup import (
+    autocast,
+    build_datasets,
+    build_loader,
+    build_model,
+    learning_rate_at,
+    prepare_run_dir,
+    set_precision_flags,
+)
 from .training_state import (
     TrainingError,
     TrainState,
     checkpoint_files,
-    latest_checkpoint,
     restore,
     save_checkpoint,
     training_payload,
 )
+from .training_validation import validate
 
 log = logging.getLogger(__name__)
-
-# ------------------------------------------------------------------------------------------------ build
-
-
-@dataclass
-class DistEnv:
-    """Where this process runs: its rank among world_size processes and its device."""
-
-    rank: int
-    world_size: int
-    local_rank: int
-    device: torch.device
-    initialised_here: bool = False
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """ "auto" -> cuda:local_rank when CUDA is available, else cpu; "cuda" -> cuda:local_rank."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device("cuda", local_rank) if name == "cuda" else torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"train.device is {name!r} but no CUDA device is available (use auto or cpu)")
-    return device
-
-
-def setup_distributed(device_name: str) -> DistEnv:
-    """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK; start the process group (NCCL on GPUs, gloo on CPU)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_name, local_rank)
-    env = DistEnv(rank, world_size, local_rank, device)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        env.initialised_here = True
-    return env
-
-
-def set_precision_flags(device: torch.device, precision: str) -> None:
-    """TF32 matmuls/convolutions only for precision "tf32" (CUDA only); fp32 means full float32."""
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = precision == "tf32"
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """torch.autocast for bf16/fp16; nothing for fp32/tf32. The model keeps its flow in float32 inside."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16":
-        return torch.autocast(device.type, dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
-def learning_rate_at(step: int, cfg: TrainConfig) -> float:
-    """The learning rate for optimiser step ``step`` (0-based): linear warm-up, then the schedule."""
-    base = cfg.learning_rate
-    if step < cfg.lr_warmup_steps:
-        return base * (step + 1) / cfg.lr_warmup_steps
-    if cfg.lr_schedule == "step" and cfg.lr_decay_steps > 0:
-        return base * cfg.lr_decay_gamma ** (step // cfg.lr_decay_steps)
-    if cfg.lr_schedule == "cosine":
-        total = cfg.lr_decay_steps or cfg.max_steps
-        if total <= 0:
-            raise TrainingError("train.lr_schedule cosine needs train.lr_decay_steps or train.max_steps")
-        progress = min(1.0, (step - cfg.lr_warmup_steps) / max(1, total - cfg.lr_warmup_steps))
-        return base * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return base
-
-
-def build_model(cfg: Config, init_from: str | Path | None = None) -> WaveGlow:
-    """A WaveGlow initialised from ``train.seed``, or with the weights of ``init_from`` (fine-tuning)."""
-    torch.manual_seed(cfg.train.seed)
-    model = WaveGlow(cfg.model, cfg.audio)
-    if init_from:
-        load_initial_weights(model, init_from)
-    return model
-
-
-def load_initial_weights(model: WaveGlow, path: str | Path) -> None:
-    """Copy the weights of a checkpoint of ours or a published NVIDIA file into ``model`` (same architecture).
-
-    Files without weight norm (NVIDIA's, inference exports) are loaded into plain convolutions and weight
-    norm is put back, which leaves the outputs unchanged.
-    """
-    source, source_cfg = load_model(path)
-    if asdict(source_cfg.model) != asdict(model.model_cfg):
-        raise TrainingError(
-            f"{path}: its model config {asdict(source_cfg.model)} differs from this run's "
-            f"{asdict(model.model_cfg)}; --init-from needs the same architecture"
-        )
-    if asdict(source_cfg.audio) != asdict(model.audio_cfg):
-        log.warning(
-            "%s: audio settings differ from this run's (%s); fine-tuning anyway", path, source_cfg.audio
-        )
-    if source.has_weight_norm:
-        model.load_state_dict(source.state_dict(), strict=True)
-        return
-    model.remove_weight_norm()
-    model.load_state_dict(source.state_dict(), strict=True)
-    for wn in model.WN:
-        for conv in [wn.start, wn.cond_layer, *wn.in_layers, *wn.res_skip_layers]:
-            parametrizations.weight_norm(conv, name="weight", dim=0)
-    log.info("initialised from %s (weight norm re-applied)", path)
-
-
-def data_paths(cfg: Config) -> tuple[list[Path], list[Path]]:
-    """(training files, held-out files). A folder (or an LJSpeech metadata.csv) gives its deterministic train
-    and validation splits; a training filelist without data.validation_files gives no held-out files."""
-    data = cfg.data
-    if not data.training_files:
-        raise TrainingError("data.training_files is empty: give a filelist, an LJSpeech folder or a folder")
-    train = resolve_files(data.training_files, data.data_root, "train")
-    if data.validation_files:
-        return train, resolve_files(data.validation_files, data.data_root, "validation")
-    spec = Path(data.training_files)
-    if not spec.exists() and data.data_root:
-        spec = Path(data.data_root) / spec
-    is_folder = spec.is_dir() or (spec.name == "metadata.csv" and spec.is_file())
-    return train, (resolve_files(spec, data.data_root, "validation") if is_folder else [])
-
-
-def check_data(cfg: Config) -> list[tuple[str, DataReport]]:
-    """The data check alone (``train.py --check-data``): a report for the training and held-out files."""
-    train, held_out = data_paths(cfg)
-    reports = [("training", check_files(train, cfg.audio, cfg.data.segment_length))]
-    if held_out:
-        reports.append(("validation", check_files(held_out, cfg.audio, cfg.data.segment_length)))
-    return reports
-
-
-def build_datasets(cfg: Config, env: DistEnv) -> tuple[AudioSegmentDataset, AudioClipDataset | None]:
-    """Check the files once on rank 0 (bad files stop the run unless data.skip_bad_files), share the result."""
-    result: Any
-    if env.is_main:
-        try:
-            train, held_out = data_paths(cfg)
-            seg, skip = cfg.data.segment_length, cfg.data.skip_bad_files
-            train = usable_files(train, cfg.audio, seg, skip)
-            held_out = usable_files(held_out, cfg.audio, seg, skip) if held_out else []
-            result = (train, held_out)
-        except Exception as exc:  # noqa: BLE001 - passed to every rank, then raised
-            result = exc
-    if env.distributed:
-        box = [result if env.is_main else None]
-        dist.broadcast_object_list(box, src=0)
-        result = box[0]
-    if isinstance(result, Exception):
-        raise result
-    train, held_out = result
-    cache = cfg.data.cache_dir or None
-    train_set = AudioSegmentDataset(
-        train, cfg.audio, cfg.data.segment_length, cfg.train.seed, cache,
-        short_clips=cfg.data.short_clips, dither=cfg.data.dither,
-    )  # fmt: skip
-    max_samples = round(cfg.data.validation_max_seconds * cfg.audio.sampling_rate) or None
-    held_out_set = AudioClipDataset(held_out, cfg.audio, cache, max_samples) if held_out else None
-    return train_set, held_out_set
-
-
-class ResumableSampler(DistributedSampler):
-    """A DistributedSampler (order from seed and epoch) that can start an epoch after ``start`` samples."""
-
-    def __init__(self, dataset: AudioSegmentDataset, env: DistEnv, seed: int):
-        super().__init__(
-            dataset, num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=seed, drop_last=True
-        )
-        self.start = 0
-
-    def set_position(self, epoch: int, start: int) -> None:
-        self.set_epoch(epoch)
-        self.start = start
-
-    def __iter__(self):
-        return iter(list(super().__iter__())[self.start :])
-
-    def __len__(self) -> int:
-        return max(0, self.num_samples - self.start)
-
-
-def build_loader(
-    dataset: AudioSegmentDataset, sampler: ResumableSampler, cfg: Config, env: DistEnv
-) -> DataLoader:
-    """One DataLoader for the whole run; set the sampler's position before iterating it for an epoch."""
-    if len(dataset) // env.world_size < cfg.train.batch_size:
-        raise TrainingError(
-            f"{len(dataset)} training clips give no full batch of {cfg.train.batch_size} per process on "
-            f"{env.world_size} process(es); lower train.batch_size or add data"
-        )
-    workers = cfg.data.num_workers
-    return DataLoader(
-        dataset,
-        batch_size=cfg.train.batch_size,
-        sampler=sampler,
-        num_workers=workers,
-        drop_last=True,
-        pin_memory=env.device.type == "cuda",
-        persistent_workers=workers > 0,
-    )
-
 
 # ------------------------------------------------------------------------------------------------- step
 
@@ -318,89 +113,6 @@ def train_step(
     scaler.update()  # fp16: shrinks the scale after an overflow; no-op otherwise
     names = ("nll", "nll_no_const", "z_term", "log_det_s", "log_det_w")
     return StepResult(dict(zip(names, values)), grad_norm, applied, loss_finite, stop_requested)
-
-
-# --------------------------------------------------------------------------------------------- validate
-
-
-@dataclass
-class ValidationResult:
-    """Held-out NLL (nats/sample, weighted by length), copy-synthesis log-mel distance, logged examples."""
-
-    nll: float
-    log_mel_distance: float
-    n_files: int
-    seconds: float
-    examples: list[dict[str, Any]] = field(default_factory=list)
-
-
-@torch.no_grad()
-def validate(model: WaveGlow, clips: AudioClipDataset, cfg: Config, device: torch.device) -> ValidationResult:
-    """NLL of every held-out clip in float32 (dequantised with data.dither, as in training); copy synthesis at
-    train.validation_sigma for the first data.validation_clips clips (noise from a generator seeded with
-    train.seed, so validations compare)."""
-    start = time.perf_counter()
-    was_training = model.training
-    model.eval()
-    mel_fn = MelSpectrogram(cfg.audio).to(device)
-    loss_fn = WaveGlowLoss(cfg.train.sigma)
-    generator = torch.Generator(device=device).manual_seed(cfg.train.seed)
-    weighted = samples = 0.0
-    distances, examples = [], []
-    for index in range(len(clips)):
-        audio, path = clips[index]
-        audio = audio.to(device)  # (T,)
-        if audio.shape[0] < cfg.audio.win_length:
-            continue
-        length = audio.shape[0] - audio.shape[0] % cfg.model.n_group
-        weighted += clip_nll(model, loss_fn, mel_fn, audio, cfg.data.dither, cfg.train.seed + index) * length
-        samples += length
-        if len(examples) < cfg.data.validation_clips:
-            synth, mel, mel_synth = copy_synthesis(
-                model, mel_fn, audio, cfg.train.validation_sigma, generator
-            )
-            distances.append(log_mel_distance(mel, mel_synth))
-            example = {"name": Path(path).stem, "audio": audio.cpu(), "synthesis": synth.cpu()}
-            examples.append(example | {"mel": mel.cpu(), "mel_synthesis": mel_synth.cpu()})
-    model.train(was_training)
-    return ValidationResult(
-        nll=weighted / samples if samples else math.nan,
-        log_mel_distance=float(np.mean(distances)) if distances else math.nan,
-        n_files=len(clips),
-        seconds=time.perf_counter() - start,
-        examples=examples,
-    )
-
-
-# ------------------------------------------------------------------------------------------------- save
-
-
-def prepare_run_dir(run_dir: Path, cfg: Config, env: DistEnv, resume: bool) -> dict[str, Any] | None:
-    """Find the checkpoint to resume from (checking it fits ``cfg``); write config.yaml (rank 0)."""
-    found = latest_checkpoint(run_dir)
-    if found and not resume:
-        raise TrainingError(
-            f"{run_dir} already holds checkpoints ({found[0].name}); pass --resume to continue that run "
-            "or choose another --run-dir"
-        )
-    if resume and not found:
-        log.warning("%s: no checkpoint to resume from; starting a new run", run_dir)
-    data = found[1] if found else None
-    if data is not None:
-        saved = Config.from_dict(data["config"])
-        for section in ("model", "audio"):
-            if asdict(getattr(saved, section)) != asdict(getattr(cfg, section)):
-                raise TrainingError(
-                    f"{found[0]}: its {section} config differs from the one given; resume with the "
-                    "run's own config (omit -c) or start a new run with --init-from"
-                )
-        log.info("resuming from %s (step %d)", found[0], data["step"])
-    if env.is_main:
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        for stale in (run_dir / "checkpoints").glob(".*.tmp"):  # a write killed before its rename
-            stale.unlink(missing_ok=True)
-        save_config(cfg, run_dir / "config.yaml")
-    return data
 
 
 # ------------------------------------------------------------------------------------------------- loop
@@ -611,69 +323,3 @@ class Trainer:
             best_checkpoint=best if best.is_file() else None,
             validations=validations,
         )
-
-
-# -------------------------------------------------------------------------------------------------- CLI
-
-
-def config_from_args(args: Any) -> tuple[Config, Path]:
-    """The run's Config and run dir from train.py's arguments (flags and --set override the file)."""
-    run_dir = Path(args.run_dir) if args.run_dir else None
-    if args.config:
-        cfg = load_config(args.config)
-        run_dir = run_dir or Path("runs") / Path(args.config).stem
-    elif args.resume and run_dir is not None and (run_dir / "config.yaml").is_file():
-        cfg = load_config(run_dir / "config.yaml")
-    else:
-        raise TrainingError("give a config (-c FILE), or --resume with a --run-dir that holds config.yaml")
-    cfg = cfg.override(list(args.set))
-    if args.data_root is not None:
-        cfg.data.data_root = args.data_root
-    if args.skip_bad_files:
-        cfg.data.skip_bad_files = True
-    for flag in ("precision", "device", "max_steps", "max_minutes"):
-        if getattr(args, flag) is not None:
-            setattr(cfg.train, flag, getattr(args, flag))
-    return cfg.validate(), run_dir
-
-
-def summary(result: TrainResult) -> str:
-    """Lines for the end of a run: where it stopped, the checkpoints, held-out figures first vs last."""
-    lines = [f"stopped at step {result.step} ({result.stopped_by}); last checkpoint {result.checkpoint}"]
-    if result.best_checkpoint:
-        lines.append(f"best checkpoint (held-out NLL) {result.best_checkpoint}")
-    if result.validations:
-        first, last = result.validations[0], result.validations[-1]
-        nll, dist = "nll", "log_mel_distance"
-        lines.append(
-            f"held-out NLL {_number(first[nll])} (step {first['step']}) -> {_number(last[nll])} (step "
-            f"{last['step']}) nats/sample; copy-synthesis log-mel distance {_number(first[dist], 3)} -> "
-            f"{_number(last[dist], 3)}"
-        )
-    return "\n".join(lines)
-
-
-def _number(value: Any, digits: int = 4) -> str:
-    return f"{value:.{digits}f}" if isinstance(value, (int, float)) else str(value)
-
-
-def run_cli(args: Any) -> int:
-    """The body of train.py: --check-data, or train and print a summary (rank 0). Returns the exit code."""
-    from .audio import AudioFileError
-    from .config import ConfigError
-    from .data import DataError
-
-    try:
-        cfg, run_dir = config_from_args(args)
-        if args.check_data:
-            reports = check_data(cfg)
-            for name, report in reports:
-                print(f"{name} files:\n{report.format()}\n")
-            return 0 if all(report.ok for _, report in reports) else 1
-        result = train(cfg, run_dir, resume=args.resume, init_from=args.init_from)
-    except (TrainingError, ConfigError, DataError, CheckpointError, AudioFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if int(os.environ.get("RANK", "0")) == 0:
-        print(summary(result))
-    return 0

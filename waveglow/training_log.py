@@ -46,9 +46,9 @@ class RunLogger:
         )
 
     def step(self, step: int, loss: float, samples_per_second: float) -> None:
-        """Advance the progress bar (every step)."""
+        """Move the progress bar to ``step`` (applied optimiser steps: a skipped batch does not advance it)."""
         if self.progress is not None:
-            self.progress.update(1)
+            self.progress.update(step - self.progress.n)
             self.progress.set_postfix(
                 loss=f"{loss:.4f}", audio_samples_s=f"{samples_per_second:,.0f}", refresh=False
             )
