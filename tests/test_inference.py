@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -11,7 +12,7 @@ import pytest
 import torch
 from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model
 
-from waveglow import Config, MelSpectrogram, Vocoder, WaveGlowLoss
+from waveglow import Config, MelSpectrogram, Vocoder, WaveGlowLoss, inference
 from waveglow.denoiser import Denoiser, bias_mel
 from waveglow.inference import InputError, validate_mel
 
@@ -278,3 +279,29 @@ def test_cuda_matches_cpu_and_batches_exactly(checkpoint, vocoder):
     for precision, tolerance in (("bf16", 0.05), ("fp16", 0.02)):
         reduced = Vocoder.from_checkpoint(checkpoint, device="cuda", precision=precision)
         assert (reduced(mels[0], sigma=0.3, seeds=[1])[0] - batch[0]).abs().max() < tolerance
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fast_engine_keeps_one_copy_of_the_weights_on_the_gpu(checkpoint, vocoder):
+    cuda = Vocoder.from_checkpoint(checkpoint, device="cuda")
+    assert next(cuda.model.parameters()).device.type == "cpu"  # only the fast engine's weights on the GPU
+    audio = vocoder(natural_mel(20), sigma=0.0)[0]
+    on_gpu = cuda.score(audio.cuda()).nats_per_sample  # score moves the plain model to the GPU
+    assert next(cuda.model.parameters()).device.type == "cuda"
+    assert (on_gpu - vocoder.score(audio).nats_per_sample).abs().max() < 1e-3
+    assert cuda.denoiser.bias_spec.device.type == "cuda"
+
+
+def test_precision_check_probes_what_the_engine_runs(monkeypatch):
+    """A build whose autocast leaves CPU convolutions in float32 (simulated here) cannot run the eager engine
+    in fp16, but the fast engine, which casts its own weights and multiplies matrices, still can."""
+    monkeypatch.setattr(torch, "autocast", lambda *args, **kwargs: contextlib.nullcontext())
+    with pytest.raises(ValueError, match="does not run convolutions"):
+        inference._check_precision(torch.device("cpu"), torch.float16, "eager")
+    inference._check_precision(torch.device("cpu"), torch.float16, "fast")  # no error
+    model, cfg = make_tiny_model(), Config(model=TINY_MODEL, audio=TINY_AUDIO)
+    fast = Vocoder(model, cfg, device="cpu", precision="fp16")
+    assert fast.fast is not None and fast.fast.compute_dtype == torch.float16
+    with pytest.raises(ValueError, match="engine='fast'"):
+        Vocoder(make_tiny_model(), cfg, device="cpu", precision="fp16", engine="eager")

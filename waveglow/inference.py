@@ -208,8 +208,8 @@ class Vocoder:
         self.dtype = PRECISIONS[precision]
         self.overlap_frames = overlap_frames
         self.denoiser_mode = denoiser_mode
-        _check_precision(self.device, self.dtype)
         self.engine = engine
+        _check_precision(self.device, self.dtype, engine)
         self._prepare(model, compile=compile, cuda_graphs=cuda_graphs)
         self.mel_fn = MelSpectrogram(config.audio).to(self.device)
         self._denoiser: Denoiser | None = None
@@ -234,19 +234,28 @@ class Vocoder:
     def _prepare(self, model: WaveGlow, compile: bool, cuda_graphs: bool) -> None:
         """The one place where the model is made ready for inference.
 
-        Sets ``self.model``, the plain WaveGlow (weight norm folded, eval, on the device), which ``score``
-        and the eager engine use (for batches of different lengths with the dilated-conv inputs masked by
-        hooks on ``WN[k].in_layers``), and ``self.fast``, the fast engine's ``FastWaveGlow`` (None for
-        eager), which takes each item's length itself.
+        Sets ``self.model``, the plain WaveGlow (weight norm folded, eval), which ``score`` and the eager
+        engine use (for batches of different lengths with the dilated-conv inputs masked by hooks on
+        ``WN[k].in_layers``), and ``self.fast``, the fast engine's ``FastWaveGlow`` (None for eager), which
+        takes each item's length itself and holds its own copy of the weights on the device. With the fast
+        engine the plain model stays on the CPU until ``score`` first needs it on the device, so synthesis
+        holds one copy of the weights in device memory, not two.
         """
         if model.has_weight_norm:
             model.remove_weight_norm()
-        self.model = model.eval().requires_grad_(False).to(self.device)
+        self.model = model.eval().requires_grad_(False)
         self.fast: FastWaveGlow | None = None
         if self.engine == "fast":
+            self.model.cpu()
             self.fast = prepare_for_inference(
                 self.model, self.device, self.precision, compile=compile, cuda_graphs=cuda_graphs
             )
+        else:
+            self.model.to(self.device)
+
+    def _plain_model_on_device(self) -> WaveGlow:
+        """The plain model, moved to the vocoder's device on first use (the fast engine leaves it on CPU)."""
+        return self.model.to(self.device)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -271,7 +280,7 @@ class Vocoder:
         if self._denoiser is None:
             self._denoiser = Denoiser.from_model(
                 self.model, mode=self.denoiser_mode, synthesize=self._synthesize_zero_noise
-            )
+            ).to(self.device)
         return self._denoiser
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -482,7 +491,7 @@ class Vocoder:
         loss = WaveGlowLoss(self.config.train.sigma)
         nats = []
         with torch.autocast(self.device.type, enabled=False):
-            out = self.model(audio, mel_batch)
+            out = self._plain_model_on_device()(audio, mel_batch)
             for b in range(audio.shape[0]):
                 item = FlowOutput(
                     z=out.z[b : b + 1],
@@ -514,17 +523,22 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
-def _check_precision(device: torch.device, dtype: torch.dtype) -> None:
-    """Fail early, with a clear message, where this device cannot run convolutions in ``dtype``."""
+def _check_precision(device: torch.device, dtype: torch.dtype, engine: str) -> None:
+    """Fail early, with a clear message, where this device cannot run the engine's work in ``dtype``: matrix
+    products for the fast engine, convolutions under autocast for the eager one."""
     if dtype == torch.float32:
         return
     name = {torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
     try:
-        conv = nn.Conv1d(2, 2, 3, padding=1).to(device)
         with warnings.catch_warnings():  # builds without it warn and run float32 instead
             warnings.simplefilter("ignore")
-            with torch.autocast(device.type, dtype=dtype):
-                out_dtype = conv(torch.randn(1, 2, 4, device=device)).dtype
+            if engine == "fast":
+                probe = torch.ones(4, 4, device=device, dtype=dtype)
+                out_dtype = (probe @ probe).dtype
+            else:
+                conv = nn.Conv1d(2, 2, 3, padding=1).to(device)
+                with torch.autocast(device.type, dtype=dtype):
+                    out_dtype = conv(torch.randn(1, 2, 4, device=device)).dtype
     except (RuntimeError, NotImplementedError) as exc:
         raise ValueError(
             f"precision {name} is not supported on {device} by this torch build ({exc}); use fp32 or bf16"
@@ -532,5 +546,5 @@ def _check_precision(device: torch.device, dtype: torch.dtype) -> None:
     if out_dtype != dtype:
         raise ValueError(
             f"precision {name}: autocast on {device.type} does not run convolutions in {dtype} with this "
-            f"torch build; use fp32 or bf16"
+            f"torch build; use fp32, bf16 or engine='fast'"
         )
