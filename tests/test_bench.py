@@ -7,15 +7,15 @@ import json
 import pytest
 import torch
 
-from waveglow import ModelConfig, bench
-from waveglow.fast import model_flops_per_sample
+from waveglow import AudioConfig, ModelConfig, bench, bench_report, bench_variants
+from waveglow.flops import model_flops_per_sample
 
 TINY = ModelConfig(n_flows=2, n_early_every=4, n_layers=2, n_channels=16)
 
 
 @pytest.fixture
 def tiny_registry(monkeypatch):
-    monkeypatch.setitem(bench.MODELS, "tiny", TINY)
+    monkeypatch.setitem(bench_variants.MODELS, "tiny", TINY)
 
 
 def test_bench_main_writes_json_and_table(tiny_registry, tmp_path, capsys):
@@ -33,9 +33,9 @@ def test_bench_main_writes_json_and_table(tiny_registry, tmp_path, capsys):
     assert result["environment"]["torch"] == torch.__version__
     assert "--model tiny" in result["command"]
     flops = result["flops_per_sample"]["tiny"]
-    assert flops["model"] == pytest.approx(model_flops_per_sample(TINY, bench.AudioConfig()))
+    assert flops["model"] == pytest.approx(model_flops_per_sample(TINY, AudioConfig()))
     assert flops["fast_fold"] < flops["fast"] < flops["model"]
-    variants = bench.default_variants(torch.device("cpu"), ["fp32"])
+    variants = bench_variants.default_variants(torch.device("cpu"), ["fp32"])
     rows = result["synthesis"]
     assert [(row["batch_size"], row["variant"]) for row in rows] == [(b, v) for b in (1, 2) for v in variants]
     frames = round(0.05 * 22050 / 256)
@@ -68,9 +68,9 @@ def test_bench_main_writes_json_and_table(tiny_registry, tmp_path, capsys):
 
 def test_bench_rejects_unknown_names(tiny_registry):
     with pytest.raises(ValueError, match="unknown model"):
-        bench.build_model("huge")
+        bench_variants.build_model("huge")
     with pytest.raises(ValueError, match="unknown variant"):
-        bench.make_variant("slow-fp32", bench.build_model("tiny"), torch.device("cpu"))
+        bench_variants.make_variant("slow-fp32", bench_variants.build_model("tiny"), torch.device("cpu"))
     with pytest.raises(ValueError, match="precision"):
         bench.run_benchmark(models=["tiny"], precisions=["fp8"])
 
@@ -101,5 +101,5 @@ def test_train_only_writes_the_training_table_with_the_ratio_to_fp32(tiny_regist
     assert row.split("|")[7].strip() == "1.00x"  # samples/s against its own fp32 row
     rows = [{"model": "m", "batch_size": 1, "segment_length": 8, "precision": p, "samples_per_s": s}
             for p, s in (("fp32", 100.0), ("bf16", 250.0))]  # fmt: skip
-    assert bench._training_ratio(rows[1], rows) == "2.50x"
-    assert bench._training_ratio(rows[1], rows[1:]) == "n/a"
+    assert bench_report._training_ratio(rows[1], rows) == "2.50x"
+    assert bench_report._training_ratio(rows[1], rows[1:]) == "n/a"

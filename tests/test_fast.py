@@ -7,7 +7,8 @@ import torch
 from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model, randomize_end
 
 from waveglow import AudioConfig, ModelConfig, WaveGlow
-from waveglow.fast import FastWaveGlow, fast_flops_per_sample, model_flops_per_sample, prepare_for_inference
+from waveglow.fast import FastWaveGlow, prepare_for_inference
+from waveglow.flops import fast_flops_per_sample, model_flops_per_sample
 
 OPTIONS = [
     {},

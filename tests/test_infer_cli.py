@@ -51,6 +51,7 @@ def make_inputs(folder: Path) -> tuple[list[str], dict[str, int], dict[str, str]
     for name, (array, _) in bad.items():
         np.save(folder / name, array)
     (folder / "empty.npy").write_bytes(b"")
+    (folder / "garbage.npy").write_bytes(bytes(range(256)) * 4)
     (folder / "corrupt.pt").write_bytes(b"not a torch file at all")
     (folder / "broken.wav").write_bytes(b"RIFF")
     sf.write(folder / "short.flac", np.zeros(20, dtype=np.float32), TINY_AUDIO.sampling_rate)
@@ -60,6 +61,7 @@ def make_inputs(folder: Path) -> tuple[list[str], dict[str, int], dict[str, str]
     reasons = {name: reason for name, (_, reason) in bad.items()}
     reasons |= {
         "empty.npy": "empty",
+        "garbage.npy": "not a NumPy .npy file",
         "corrupt.pt": "cannot read",
         "broken.wav": "cannot read audio",
         "short.flac": "too short",
@@ -70,7 +72,15 @@ def make_inputs(folder: Path) -> tuple[list[str], dict[str, int], dict[str, str]
     inputs = [str(folder / name) for name in ("a.npy", "b.pt", "c.wav", "sub", "list.txt", *bad)]
     inputs += [
         str(folder / name)
-        for name in ("empty.npy", "corrupt.pt", "broken.wav", "short.flac", "notes.xyz", "again/a.npy")
+        for name in (
+            "empty.npy",
+            "garbage.npy",
+            "corrupt.pt",
+            "broken.wav",
+            "short.flac",
+            "notes.xyz",
+            "again/a.npy",
+        )
     ]
     expected = {"a.wav": 20 * HOP, "b.wav": 13 * HOP, "c.wav": 1000, "deep/d.wav": 9 * HOP, "e.wav": 11 * HOP}
     return inputs, expected, reasons
@@ -96,7 +106,7 @@ def test_cli_writes_good_inputs_and_reports_bad_ones(checkpoint, tmp_path, capsy
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
     assert written == sorted(expected)  # nothing else, no temporary files
     report = capsys.readouterr().out
-    assert "5 written, 0 skipped (exist), 11 failed" in report
+    assert "5 written, 0 skipped (exist), 12 failed" in report
     failed = dict(re.findall(r"^FAILED (.+?): (.*)$", report, flags=re.M))
     failed = {Path(path).relative_to(tmp_path / "in").as_posix(): reason for path, reason in failed.items()}
     assert set(failed) == set(reasons)

@@ -12,9 +12,10 @@ import pytest
 import torch
 from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model
 
-from waveglow import Config, MelSpectrogram, Vocoder, WaveGlowLoss, inference
+from waveglow import Config, MelSpectrogram, Vocoder, WaveGlowLoss
 from waveglow.denoiser import Denoiser, bias_mel
-from waveglow.inference import InputError, validate_mel
+from waveglow.device import check_precision
+from waveglow.inputs import InputError, validate_mel
 
 HOP = TINY_AUDIO.hop_length
 N_MEL = TINY_AUDIO.n_mel_channels
@@ -236,7 +237,7 @@ def test_mel_convention_check_rejects_other_conventions(caplog):
     assert torch.equal(validate_mel(natural, TINY_AUDIO, "ok.npy"), natural)
     predicted = natural.clone()
     predicted[0, :3] = -12.3  # a TTS model's output may undershoot the floor a little: a warning only
-    with caplog.at_level(logging.WARNING, logger="waveglow.inference"):
+    with caplog.at_level(logging.WARNING, logger="waveglow.inputs"):
         assert torch.equal(validate_mel(predicted, TINY_AUDIO, "tts.npy"), predicted)
     assert "tts.npy" in caplog.text and "below the floor" in caplog.text
     others = {
@@ -298,8 +299,8 @@ def test_precision_check_probes_what_the_engine_runs(monkeypatch):
     in fp16, but the fast engine, which casts its own weights and multiplies matrices, still can."""
     monkeypatch.setattr(torch, "autocast", lambda *args, **kwargs: contextlib.nullcontext())
     with pytest.raises(ValueError, match="does not run convolutions"):
-        inference._check_precision(torch.device("cpu"), torch.float16, "eager")
-    inference._check_precision(torch.device("cpu"), torch.float16, "fast")  # no error
+        check_precision(torch.device("cpu"), torch.float16, "eager")
+    check_precision(torch.device("cpu"), torch.float16, "fast")  # no error
     model, cfg = make_tiny_model(), Config(model=TINY_MODEL, audio=TINY_AUDIO)
     fast = Vocoder(model, cfg, device="cpu", precision="fp16")
     assert fast.fast is not None and fast.fast.compute_dtype == torch.float16

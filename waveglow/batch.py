@@ -22,14 +22,8 @@ import torch
 
 from .audio import AudioFileError, load_audio, save_audio
 from .config import AudioConfig
-from .inference import (
-    DEFAULT_MAX_FRAMES,
-    DEFAULT_OVERLAP_FRAMES,
-    InputError,
-    Vocoder,
-    item_seed,
-    validate_mel,
-)
+from .inference import DEFAULT_MAX_FRAMES, DEFAULT_OVERLAP_FRAMES, Vocoder
+from .inputs import InputError, item_seed, validate_mel
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +164,10 @@ def load_mel_file(path: Path, audio_cfg: AudioConfig) -> torch.Tensor:
         raise InputError(f"{path}: not found")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
+    if path.suffix.lower() == ".npy":
+        with open(path, "rb") as handle:
+            if handle.read(6) != b"\x93NUMPY":  # else numpy guesses a pickle and blames "object data"
+                raise InputError(f"{path}: not a NumPy .npy file (no .npy header)")
     try:
         if path.suffix.lower() == ".npy":
             mel = np.load(path, allow_pickle=False)

@@ -13,40 +13,37 @@ not depend on their values.
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
-import json
 import logging
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from .audio import MelSpectrogram
-from .config import AudioConfig, ModelConfig
-from .fast import (
-    PRECISIONS,
-    fast_flops_per_sample,
-    model_flops_per_sample,
-    prepare_for_inference,
+from .bench_report import SynthesisRow, TrainingRow, format_table, write_json
+from .bench_variants import (
+    build_model,
+    copy_model,
+    default_variants,
+    executed_flops,
+    make_variant,
+    precision_of,
 )
+from .fast import PRECISIONS
 from .files import atomic_write_text
+from .flops import fast_flops_per_sample, model_flops_per_sample
 from .loss import WaveGlowLoss
 from .model import WaveGlow
 
 log = logging.getLogger(__name__)
-
-MODELS: dict[str, ModelConfig] = {
-    "default": ModelConfig(),  # the published model, 87.9M parameters
-    "small": ModelConfig(n_flows=8, n_layers=4, n_channels=128),
-}
 
 # Peak dense matrix-product rates in GFLOP/s, by device and dtype. The CPU figure is the one stated for
 # the 2-core AVX2 machine this project runs on (issue 9); the GPU ones are the vendors' dense figures.
@@ -56,124 +53,6 @@ PEAK_GFLOPS: dict[str, dict[str, float]] = {
     "H200": {"fp32": 67_000.0, "tf32": 494_700.0, "bf16": 989_400.0, "fp16": 989_400.0},
     "A100": {"fp32": 19_500.0, "tf32": 156_000.0, "bf16": 312_000.0, "fp16": 312_000.0},
 }
-
-
-@dataclass
-class SynthesisRow:
-    """One synthesis variant at one batch size and length."""
-
-    model: str
-    variant: str
-    precision: str
-    batch_size: int
-    seconds_of_audio: float  # per utterance
-    time_s: float  # median over rounds
-    samples_per_s: float
-    real_time_factor: float  # seconds of audio per second of compute
-    model_gflops: float  # the plain model's work per second (GFLOP/s)
-    executed_gflops: float  # the work this variant actually does per second
-    peak_gflops: float | None
-    utilisation: float | None  # executed_gflops / peak_gflops
-    ratio_vs_eager: float  # median over rounds
-    ratio_min: float
-    ratio_max: float
-    ratio_of_best: float  # eager's fastest round / this variant's fastest (contention only adds time)
-    max_abs_diff_sigma0: float  # vs eager, same mel, sigma 0
-    max_abs_diff: float  # vs eager, same generator, the benchmark's sigma
-    log_mel_l1: float  # mean |log-mel(variant) - log-mel(eager)|
-    prepare_s: float  # time to build the variant from the model
-    times_s: list[float] = field(default_factory=list)
-
-
-@dataclass
-class TrainingRow:
-    model: str
-    precision: str
-    batch_size: int
-    segment_length: int
-    step_s: float
-    samples_per_s: float
-    approx_gflops: float  # 3x the forward work (forward + backward) per second
-    utilisation: float | None
-    peak_memory_mb: float  # CUDA: max allocated; CPU: process peak resident set
-    peak_memory_kind: str
-
-
-def default_variants(device: torch.device, precisions: list[str]) -> list[str]:
-    """The variants measured unless --variants says otherwise."""
-    names = ["eager", "eager-inference-mode"]
-    for precision in precisions:
-        names += [f"fast-{precision}", f"fast-{precision}-all-flows", f"fast-{precision}-fold"]
-        if device.type == "cuda":
-            if precision != "fp32":
-                names.append(f"eager-autocast-{precision}")
-            names += [f"fast-{precision}-fold-graphs", f"fast-{precision}-fold-compile-graphs"]
-    return names
-
-
-def build_model(name: str, seed: int = 0) -> WaveGlow:
-    """A randomly initialised model of the named size, weight norm kept (as after training)."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
-    torch.manual_seed(seed)
-    model = WaveGlow(copy.deepcopy(MODELS[name]), AudioConfig())
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for wn in model.WN:  # couplings that are not identities
-            wn.end.weight.copy_(torch.randn(wn.end.weight.shape, generator=gen) * 0.02)
-            wn.end.bias.copy_(torch.randn(wn.end.bias.shape, generator=gen) * 0.02)
-    return model.eval()
-
-
-def copy_model(model: WaveGlow) -> WaveGlow:
-    """A copy through the state dict (``copy.deepcopy`` fails on weight-norm parametrised convs)."""
-    clone = WaveGlow(copy.deepcopy(model.model_cfg), copy.deepcopy(model.audio_cfg))
-    if not model.has_weight_norm:
-        clone.remove_weight_norm()
-    clone.load_state_dict(model.state_dict(), strict=True)
-    return clone.to(model.upsample.weight.device).train(model.training)
-
-
-def make_variant(name: str, model: WaveGlow, device: torch.device) -> tuple[Any, Callable, float]:
-    """name -> (module, infer function (mel, sigma, generator) -> audio, preparation seconds)."""
-    start = time.perf_counter()
-    if name.startswith("eager"):
-        eager = copy_model(model).remove_weight_norm().to(device).eval()
-        if name == "eager":
-            fn = eager.infer
-        elif name == "eager-inference-mode":
-
-            def fn(mel, sigma, generator):
-                with torch.inference_mode():
-                    return eager.infer(mel, sigma, generator)
-
-        elif name.startswith("eager-autocast-"):
-            dtype = PRECISIONS[name.removeprefix("eager-autocast-")]
-
-            def fn(mel, sigma, generator):
-                with torch.autocast(device.type, dtype=dtype):
-                    return eager.infer(mel, sigma, generator)
-
-        else:
-            raise ValueError(f"unknown variant {name!r}")
-        return eager, fn, time.perf_counter() - start
-    parts = name.split("-")
-    if parts[0] != "fast" or len(parts) < 2 or parts[1] not in PRECISIONS:
-        raise ValueError(f"unknown variant {name!r} (fast-<precision>[-all-flows][-fold][-compile][-graphs])")
-    options = set(parts[2:])
-    known = {"all", "flows", "fold", "compile", "graphs"}
-    if options - known:
-        raise ValueError(f"unknown option(s) {sorted(options - known)} in variant {name!r}")
-    fast = prepare_for_inference(
-        model,
-        device,
-        precision=parts[1],
-        compile="compile" in options,
-        cuda_graphs="graphs" in options,
-        fold_upsampler="fold" in options,
-        cond_all_flows="all" in options,
-    )
-    return fast, fast.infer, time.perf_counter() - start
 
 
 def _sync(device: torch.device) -> None:
@@ -198,19 +77,6 @@ def peak_gflops(device: torch.device, precision: str) -> float | None:
         if key != "cpu" and key in name:
             return table.get(precision)
     return None
-
-
-def _executed_flops(name: str, model: WaveGlow) -> float:
-    if name.startswith("eager"):
-        return model_flops_per_sample(model.model_cfg, model.audio_cfg)
-    return fast_flops_per_sample(model.model_cfg, model.audio_cfg, fold_upsampler="fold" in name.split("-"))
-
-
-def _precision_of(name: str) -> str:
-    for precision in PRECISIONS:
-        if name.endswith(f"-{precision}") or f"-{precision}-" in name:
-            return precision
-    return "fp32"
 
 
 def bench_synthesis(
@@ -256,8 +122,8 @@ def bench_synthesis(
         _, _, prepare_s, silent, noisy = built[name]
         ratios = [base / mine for base, mine in zip(times["eager"], times[name])]
         median_time = statistics.median(times[name])
-        precision = _precision_of(name)
-        executed = _executed_flops(name, model) * n_samples / median_time / 1e9
+        precision = precision_of(name)
+        executed = executed_flops(name, model) * n_samples / median_time / 1e9
         peak = peak_gflops(device, precision)
         rows.append(
             SynthesisRow(
@@ -450,72 +316,6 @@ def run_benchmark(
                     result["training"].append(asdict(row))
                     report(result)
     return result
-
-
-SYNTHESIS_COLUMNS = (
-    "model", "variant", "batch", "audio s", "samples/s", "x real time", "model GFLOP/s", "executed GFLOP/s",
-    "of peak", "vs eager (min-max)", "best vs best", "max diff σ=0", "log-mel L1",
-)  # fmt: skip
-TRAINING_COLUMNS = (
-    "model", "training precision", "batch", "segment", "step s", "samples/s", "vs fp32", "~GFLOP/s", "of peak",
-    "peak memory",
-)  # fmt: skip
-
-
-def format_table(result: dict[str, Any]) -> str:
-    """Markdown tables of a ``run_benchmark`` result (a table only for what was measured)."""
-    env = result["environment"]
-    lines = [
-        f"{env['date']} · {env['device_name']} ({env['device']}, {env['threads']} threads) · torch {env['torch']}"
-    ]
-    synthesis = [_synthesis_cells(row) for row in result["synthesis"]]
-    training = [_training_cells(row, result["training"]) for row in result["training"]]
-    for columns, cells in ((SYNTHESIS_COLUMNS, synthesis), (TRAINING_COLUMNS, training)):
-        if cells:
-            lines += ["", _markdown_row(columns), _markdown_row(["---"] * len(columns))]
-            lines += [_markdown_row(row) for row in cells]
-    return "\n".join(lines)
-
-
-def _markdown_row(cells: Sequence[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def _synthesis_cells(row: dict[str, Any]) -> list[str]:
-    return [
-        row["model"], row["variant"], str(row["batch_size"]), f"{row['seconds_of_audio']:.2f}",
-        f"{row['samples_per_s']:,.0f}", f"{row['real_time_factor']:.3f}", f"{row['model_gflops']:.1f}",
-        f"{row['executed_gflops']:.1f}", _percent(row["utilisation"]),
-        f"{row['ratio_vs_eager']:.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})",
-        f"{row['ratio_of_best']:.2f}x", f"{row['max_abs_diff_sigma0']:.1e}", f"{row['log_mel_l1']:.1e}",
-    ]  # fmt: skip
-
-
-def _training_cells(row: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
-    return [
-        row["model"], row["precision"], str(row["batch_size"]), str(row["segment_length"]),
-        f"{row['step_s']:.2f}", f"{row['samples_per_s']:,.0f}", _training_ratio(row, rows),
-        f"{row['approx_gflops']:.1f}", _percent(row["utilisation"]),
-        f"{row['peak_memory_mb']:,.0f} MB ({row['peak_memory_kind']})",
-    ]  # fmt: skip
-
-
-def _training_ratio(row: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    """samples/s of ``row`` over the fp32 row of the same model, batch and segment ("n/a" without one)."""
-    same = ("model", "batch_size", "segment_length")
-    for other in rows:
-        if other["precision"] == "fp32" and all(other[key] == row[key] for key in same):
-            return f"{row['samples_per_s'] / other['samples_per_s']:.2f}x"
-    return "n/a"
-
-
-def _percent(value: float | None) -> str:
-    return f"{value:.0%}" if value is not None else "n/a"
-
-
-def write_json(result: dict[str, Any], path: str | Path) -> None:
-    """Write the result as JSON, atomically."""
-    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
 
 
 def _csv(kind: Callable[[str], Any]) -> Callable[[str], list[Any]]:

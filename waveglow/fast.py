@@ -24,6 +24,9 @@ Precision ``bf16``/``fp16`` runs the coupling networks in that dtype with float3
 ``exp(log_s)``, the 1x1 inverses); ``compile`` wraps the synthesis in ``torch.compile``; ``cuda_graphs``
 records one CUDA graph per input shape and replays it.
 
+One flow's coupling network in this form is ``fast_coupling.FastCoupling``; the CUDA-graph replay is
+``cuda_graphs.GraphedReverse``; the FLOPs both engines execute are counted in ``flops``.
+
 Shapes: B batch, g = n_group, L = T // g time steps, F mel frames, C = n_channels, O = 2*C*n_layers.
 """
 
@@ -36,184 +39,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import AudioConfig, ModelConfig
+from .cuda_graphs import GraphedReverse
+from .fast_coupling import FastCoupling
 from .model import WaveGlow
 
 PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 # Above this many bytes the all-flows conditioning falls back to one GEMM per flow.
 COND_ALL_FLOWS_MAX_BYTES = 1 << 30
-
-
-# ---------------------------------------------------------------------------------------------- FLOPs
-def _n_in_per_flow(cfg: ModelConfig) -> list[int]:
-    """Channels entering each flow's WN (half the channels still in the flow)."""
-    remaining, sizes = cfg.n_group, []
-    for k in range(cfg.n_flows):
-        if k > 0 and k % cfg.n_early_every == 0:
-            remaining -= cfg.n_early_size
-        sizes.append(remaining // 2)
-    return sizes
-
-
-def model_flops_per_sample(model_cfg: ModelConfig, audio_cfg: AudioConfig) -> float:
-    """FLOPs (multiply-add = 2) per output sample of the plain ``WaveGlow.reverse``.
-
-    Counts every matrix product: the upsampler (each output sample receives win/hop frames), and per flow
-    the 1x1 inverse, ``start``, ``cond_layer``, the dilated ``in_layers``, ``res_skip_layers`` and ``end``.
-    About 20.3 MFLOP for the default model; elementwise work (tanh, sigmoid, exp) is not counted.
-    """
-    cfg, C, g = model_cfg, model_cfg.n_channels, model_cfg.n_group
-    per_step = 0.0  # per time step (g samples)
-    remaining = cfg.n_group
-    for k, n_in in enumerate(_n_in_per_flow(cfg)):
-        if k > 0 and k % cfg.n_early_every == 0:
-            remaining -= cfg.n_early_size
-        per_step += 2 * remaining * remaining  # 1x1 inverse
-        per_step += 2 * n_in * C  # start
-        per_step += 2 * cfg.n_mel_channels * g * 2 * C * cfg.n_layers  # cond_layer
-        per_step += cfg.n_layers * 2 * C * 2 * C * cfg.kernel_size  # in_layers
-        per_step += (cfg.n_layers - 1) * 2 * C * 2 * C + 2 * C * C  # res_skip_layers
-        per_step += 2 * C * 2 * n_in  # end
-    upsample = 2 * cfg.n_mel_channels**2 * audio_cfg.win_length / audio_cfg.hop_length
-    return per_step / g + upsample
-
-
-def fast_flops_per_sample(
-    model_cfg: ModelConfig, audio_cfg: AudioConfig, fold_upsampler: bool = False
-) -> float:
-    """FLOPs per output sample that ``FastWaveGlow`` executes (for batch 1; batches add the zero rows
-    between utterances, ``(B-1) * pad`` rows per layer)."""
-    cfg, C, g = model_cfg, model_cfg.n_channels, model_cfg.n_group
-    n_mel, n_cond_out = cfg.n_mel_channels, 2 * C * cfg.n_layers
-    n_taps = math.ceil(audio_cfg.win_length / audio_cfg.hop_length)
-    foldable = audio_cfg.hop_length % g == 0
-    per_step, remaining = 0.0, cfg.n_group
-    for k, n_in in enumerate(_n_in_per_flow(cfg)):
-        if k > 0 and k % cfg.n_early_every == 0:
-            remaining -= cfg.n_early_size
-        n_out = 2 * n_in
-        per_step += 2 * remaining * remaining + 2 * n_in * C
-        cond_in = n_taps * n_mel if (fold_upsampler and foldable) else n_mel * g
-        per_step += 2 * cond_in * n_cond_out
-        per_step += 2 * cfg.kernel_size * (n_in + 1) * 2 * C  # first in_layer with start folded in
-        per_step += (cfg.n_layers - 1) * 2 * C * 2 * C * cfg.kernel_size
-        per_step += (cfg.n_layers - 1) * 2 * C * (C + n_out) + 2 * C * n_out  # residual + folded skips
-    upsample = 0.0 if (fold_upsampler and foldable) else 2 * n_mel * n_taps * n_mel
-    return per_step / g + upsample / g
-
-
-# ---------------------------------------------------------------------------------------------- weights
-class _FastCoupling(nn.Module):
-    """One flow's coupling network in matrix form (weights (in, out), ready for ``x @ W``)."""
-
-    def __init__(self, wn: nn.Module, inverse: torch.Tensor, dtype: torch.dtype):
-        super().__init__()
-        C, n_layers = wn.n_channels, wn.n_layers
-        f64 = torch.float64
-        start_w = wn.start.weight.detach().to(f64).squeeze(-1)  # (C, n_in)
-        start_b = wn.start.bias.detach().to(f64)
-        end_w = wn.end.weight.detach().to(f64).squeeze(-1)  # (2 n_in, C)
-        end_b = wn.end.bias.detach().to(f64)
-        n_in = start_w.shape[1]
-        self.n_in, self.n_channels, self.n_layers = n_in, C, n_layers
-        kernel_size = wn.in_layers[0].kernel_size[0]
-        self.kernel_size = kernel_size
-        self.dilations = [conv.dilation[0] for conv in wn.in_layers]
-        in_bias = []
-        in_w = []
-        for i, conv in enumerate(wn.in_layers):
-            weight = conv.weight.detach().to(f64)  # (2C, C, k)
-            in_bias.append(conv.bias.detach().to(f64))
-            if i == 0:
-                # start folded in: taps act on [x_a, 1]; the ones column carries start's bias and is zero in
-                # the padding, exactly like the zero padding of start's output in the plain model.
-                taps = [
-                    torch.cat([weight[:, :, t] @ start_w, (weight[:, :, t] @ start_b)[:, None]], dim=1).T
-                    for t in range(kernel_size)
-                ]
-                in_w.append(torch.cat(taps, dim=0))  # (k*(n_in+1), 2C)
-            else:
-                in_w.append(torch.stack([weight[:, :, t].T for t in range(kernel_size)]))  # (k, C, 2C)
-        res_w, skip_b = [], torch.zeros(C, dtype=f64)
-        for i, conv in enumerate(wn.res_skip_layers):
-            weight = conv.weight.detach().to(f64).squeeze(-1)
-            bias = conv.bias.detach().to(f64)
-            if i < n_layers - 1:
-                skip = end_w @ weight[C:]  # (2 n_in, C): end folded into the skip half
-                res_w.append(torch.cat([weight[:C], skip], dim=0).T)  # (C, C + 2 n_in)
-                self.register_buffer(f"res_bias{i}", bias[:C].to(dtype))
-                skip_b = skip_b + bias[C:]
-            else:
-                res_w.append((end_w @ weight).T)  # (C, 2 n_in)
-                skip_b = skip_b + bias
-        self.register_buffer("start_w", start_w.T.to(dtype))  # (n_in, C)
-        self.register_buffer("start_b", start_b.to(dtype))
-        self.register_buffer("in_bias", torch.cat(in_bias).to(f64))  # (O,), folded into the conditioning
-        for i in range(n_layers):
-            self.register_buffer(f"in_w{i}", in_w[i].to(dtype))
-            self.register_buffer(f"res_w{i}", res_w[i].to(dtype))
-        self.register_buffer("out_bias", (end_b + end_w @ skip_b).float())  # (2 n_in,)
-        self.register_buffer("inverse", inverse.T.float())  # (c, c): x @ W^-T
-        self.pad = (kernel_size - 1) // 2 * max(self.dilations)
-
-    def skip_output(
-        self,
-        x_a: torch.Tensor,
-        cond: torch.Tensor,
-        blocks: tuple[int, int, int],
-        hidden: torch.Tensor,
-        gated: torch.Tensor,
-        invalid: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """end(WN(x_a, cond)) -> (B, L, 2*n_in) float32.
-
-        x_a (B, L, n_in) in the compute dtype; cond (M, O) this flow's conditioning in the stacked layout
-        (consumed in place); blocks (B, R, L): B utterances of R rows each, the first L real,
-        M = (B-1)*R + L; hidden (pad + B*R, >= C + 2*n_in) and gated (M, C): work buffers, reused across
-        flows so that no large tensor is allocated (and page-faulted in) per flow; invalid (B, R, 1) bool:
-        the rows beyond each utterance's own length (None when all have length L), kept zero in every
-        dilated conv's input as the conv's zero padding keeps them for an utterance that runs alone.
-        """
-        batch, rows, length = blocks
-        C, n_out, pad = self.n_channels, 2 * self.n_in, self.pad
-        span = (batch - 1) * rows + length  # rows computed: from the first real row to the last
-        # hidden (C columns) and the running sum of end(skip) (n_out columns), zero rows around each utterance
-        hidden = hidden[:, : C + n_out].zero_()
-        real = hidden[pad : pad + batch * rows].unflatten(0, (batch, rows))  # (B, R, C + n_out)
-        real[:, :length, :C] = torch.matmul(x_a, self.start_w).add_(self.start_b)
-        x_one = x_a.new_zeros(pad + batch * rows, self.n_in + 1)
-        x_one_real = x_one[pad:].view(batch, rows, self.n_in + 1)
-        x_one_real[:, :length, : self.n_in] = x_a
-        x_one_real[:, :length, self.n_in] = 1
-        if invalid is not None:  # masked_fill, not a product: NaN or inf in a padded tail stays out
-            real[:, :, :C].masked_fill_(invalid, 0)
-            x_one_real.masked_fill_(invalid, 0)
-        k_half = (self.kernel_size - 1) // 2
-        for i, dilation in enumerate(self.dilations):
-            acts = cond[:, 2 * C * i : 2 * C * (i + 1)]  # (span, 2C) view, holds cond + in_layer bias
-            offsets = [(t - k_half) * dilation for t in range(self.kernel_size)]
-            if i == 0:
-                cols = torch.cat([x_one[pad + o : pad + o + span] for o in offsets], dim=1)
-                acts.addmm_(cols, self.in_w0)
-            else:
-                weight = getattr(self, f"in_w{i}")
-                for t, o in enumerate(offsets):
-                    acts.addmm_(hidden[pad + o : pad + o + span, :C], weight[t])
-            # tanh(a) = 2 sigmoid(2a) - 1: one sigmoid pass over both halves (tanh is ~3x slower on CPU)
-            acts[:, :C].mul_(2)
-            acts.sigmoid_()
-            torch.mul(acts[:, :C].mul_(2).sub_(1), acts[:, C:], out=gated)  # (span, C)
-            if i < self.n_layers - 1:
-                hidden[pad : pad + span].addmm_(gated, getattr(self, f"res_w{i}"))
-                hidden[pad : pad + span, :C].add_(getattr(self, f"res_bias{i}"))
-                if invalid is not None:
-                    real[:, :, :C].masked_fill_(invalid, 0)  # each utterance's padded tail stays zero
-                elif batch > 1:
-                    real[:, length:, :C].zero_()  # keep the padding between utterances zero
-            else:
-                hidden[pad : pad + span, C:].addmm_(gated, getattr(self, f"res_w{i}"))
-        return real[:, :length, C:].float() + self.out_bias  # (B, L, 2 n_in)
 
 
 class FastWaveGlow(nn.Module):
@@ -258,7 +91,7 @@ class FastWaveGlow(nn.Module):
                 torch.linalg.inv(conv.conv.weight.detach().squeeze(-1).to(f64)) for conv in model.convinv
             ]
             self.flows = nn.ModuleList(
-                _FastCoupling(wn, inverse, dtype).to(device) for wn, inverse in zip(model.WN, inverses)
+                FastCoupling(wn, inverse, dtype).to(device) for wn, inverse in zip(model.WN, inverses)
             )
             n_cond = 2 * cfg.n_channels * cfg.n_layers
             # cond_layer weights of all flows, columns (flow, O), rows ordered (j, mel bin) to match the
@@ -465,7 +298,7 @@ class FastWaveGlow(nn.Module):
         self._reverse_fn = torch.compile(self._reverse, dynamic=False) if compile else self._reverse
         if cuda_graphs and self.cond_b.device.type != "cuda":
             raise ValueError(f"cuda_graphs needs the model on a CUDA device, not {self.cond_b.device}")
-        self._graphs = _GraphedReverse(self._reverse_fn) if cuda_graphs else None
+        self._graphs = GraphedReverse(self._reverse_fn) if cuda_graphs else None
         return self
 
     @torch.inference_mode()
@@ -478,37 +311,6 @@ class FastWaveGlow(nn.Module):
         length = -(-n_samples // g)
         z = torch.randn(mel.shape[0], g, length, generator=generator, device=mel.device, dtype=mel.dtype)
         return self.reverse(z * sigma, mel)[:, :n_samples]
-
-
-class _GraphedReverse:
-    """Replays one CUDA graph per input shape; inputs are copied into the graph's static tensors and the
-    output is cloned out of it (the next replay overwrites it)."""
-
-    def __init__(self, reverse_fn):
-        self.reverse_fn = reverse_fn
-        self.graphs: dict[tuple, tuple] = {}
-
-    def __call__(
-        self, z: torch.Tensor, mel: torch.Tensor, lengths: tuple[int, ...] | None = None
-    ) -> torch.Tensor:
-        key = (tuple(z.shape), tuple(mel.shape), z.dtype, mel.dtype, z.device, lengths)
-        if key not in self.graphs:
-            static_z, static_mel = z.clone(), mel.clone()
-            side = torch.cuda.Stream(device=z.device)
-            side.wait_stream(torch.cuda.current_stream(z.device))
-            with torch.cuda.stream(side):  # warm-up (and compilation) off the capture
-                for _ in range(2):
-                    self.reverse_fn(static_z, static_mel, lengths)
-            torch.cuda.current_stream(z.device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                static_out = self.reverse_fn(static_z, static_mel, lengths)
-            self.graphs[key] = (graph, static_z, static_mel, static_out)
-        graph, static_z, static_mel, static_out = self.graphs[key]
-        static_z.copy_(z)
-        static_mel.copy_(mel)
-        graph.replay()
-        return static_out.clone()
 
 
 def prepare_for_inference(

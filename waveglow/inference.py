@@ -1,4 +1,5 @@
-"""Synthesis: the ``Vocoder`` a TTS front end calls (the batch job of ``infer.py`` is in ``batch.py``).
+"""Synthesis: the ``Vocoder`` a TTS front end calls. Its inputs are checked in ``inputs.py``, its engines are
+``fast.py`` and ``eager.py``, ``score`` is ``likelihood.py``; the batch job of ``infer.py`` is ``batch.py``.
 
 Noise. Item i's latent z_i ~ N(0, 1) of shape (n_group, ceil(F_i * hop_length / n_group)) is drawn on the
 CPU from ``torch.Generator().manual_seed(s_i)`` and then moved to the device, so a seed gives the same z on
@@ -21,148 +22,27 @@ whole-utterance z, so away from chunk edges a chunk computes what one pass compu
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import logging
 import math
-import os
-import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch import nn
 
-from .audio import MelSpectrogram, check_mel
+from .audio import MelSpectrogram
 from .checkpoint import load_model
-from .config import AudioConfig, Config
+from .config import Config
 from .denoiser import BIAS_MODES, Denoiser
+from .device import check_precision, default_device
+from .eager import eager_reverse
 from .fast import PRECISIONS, FastWaveGlow, prepare_for_inference
-from .loss import WaveGlowLoss
-from .model import FlowOutput, WaveGlow
-
-log = logging.getLogger(__name__)
+from .inputs import MelInput, as_audio_batch, as_mel_batch, draw_seeds, split_mels
+from .likelihood import LogLikelihood, log_likelihood
+from .model import WaveGlow
 
 ENGINES = ("fast", "eager")
 DEFAULT_MAX_FRAMES = 4000  # 46 s at 22.05 kHz with hop 256: ordinary utterances run in one exact pass
 DEFAULT_OVERLAP_FRAMES = 128  # chunk overlap (1.5 s at 22.05 kHz, hop 256), crossfaded
-
-MelInput = torch.Tensor | np.ndarray
-
-
-class InputError(ValueError):
-    """An input cannot be synthesised; the message names the input and the problem."""
-
-
-# ---------------------------------------------------------------------------------------------- mels
-def validate_mel(
-    mel: MelInput, audio_cfg: AudioConfig, source: str = "mel", strict_convention: bool = True
-) -> torch.Tensor:
-    """Check a mel of shape (n_mel, F) or (1, n_mel, F); returns it as float32 (n_mel, F) on its device.
-
-    Raises InputError naming ``source`` for a wrong shape or bin count, no frames, NaN or inf, or (when
-    ``strict_convention``) values unlike the config's mel convention (``audio.check_mel``: e.g. a dB, log10
-    or normalised mel for a natural-log model); without ``strict_convention`` those are warnings.
-    """
-    n_mel_channels = audio_cfg.n_mel_channels
-    if isinstance(mel, np.ndarray):
-        if not (np.issubdtype(mel.dtype, np.floating) or np.issubdtype(mel.dtype, np.integer)):
-            raise InputError(f"{source}: array of dtype {mel.dtype} is not a real-valued mel")
-        mel = torch.from_numpy(np.ascontiguousarray(mel))
-    if not isinstance(mel, torch.Tensor):
-        raise InputError(f"{source}: holds {type(mel).__name__}, expected an array or tensor")
-    if mel.is_complex() or mel.dtype == torch.bool:
-        raise InputError(f"{source}: tensor of dtype {mel.dtype} is not a real-valued mel")
-    if mel.dim() == 3 and mel.shape[0] == 1:
-        mel = mel[0]
-    if mel.dim() != 2:
-        raise InputError(f"{source}: shape {tuple(mel.shape)} is not (n_mel, F) or (1, n_mel, F)")
-    if mel.shape[0] != n_mel_channels:
-        hint = " (transposed? expected (n_mel, F))" if mel.shape[1] == n_mel_channels else ""
-        raise InputError(
-            f"{source}: has {mel.shape[0]} mel bins, the checkpoint expects {n_mel_channels}{hint}"
-        )
-    if mel.shape[1] == 0:
-        raise InputError(f"{source}: has no frames")
-    mel = mel.float()
-    bad = int((~torch.isfinite(mel)).sum())
-    if bad:
-        raise InputError(f"{source}: contains {bad} NaN or infinite values")
-    issues = check_mel(mel, audio_cfg)
-    if issues and strict_convention and _far_outside_convention(mel, audio_cfg):
-        raise InputError(f"{source}: {'; '.join(issues)}")
-    for issue in issues:
-        log.warning("%s: %s", source, issue)
-    return mel
-
-
-def _far_outside_convention(mel: torch.Tensor, audio_cfg: AudioConfig) -> bool:
-    """Whether the mel's value range is far from the front end's [floor, ceiling], not just near its edges.
-
-    ``check_mel`` also flags mild deviations (a predicted mel undershooting the floor a little, a short mel
-    whose minimum is not the floor); those are warnings. Far means: minimum a quarter of the range below the
-    floor (dB), maximum a quarter above the ceiling (power, linear), or a minimum that never comes within
-    40% of the range of the floor (log10, normalised).
-    """
-    floor, ceiling = MelSpectrogram(audio_cfg).value_range()
-    span = ceiling - floor
-    low, high = float(mel.min()), float(mel.max())
-    return low < floor - 0.25 * span or high > ceiling + 0.25 * span or low > floor + 0.4 * span
-
-
-def draw_seeds(count: int, generator: torch.Generator | None = None) -> list[int]:
-    """``count`` int64 seeds drawn from ``generator`` (the global RNG when None), one call per seed.
-
-    One call each, so that drawing for a batch equals drawing for its items one by one on any device.
-    """
-    device = generator.device if generator is not None else "cpu"
-    return [
-        int(torch.randint(0, 2**63 - 1, (1,), generator=generator, device=device, dtype=torch.int64))
-        for _ in range(count)
-    ]
-
-
-def item_seed(seed: int, key: str) -> int:
-    """A stable 63-bit seed for one file from the job seed and the file's output name."""
-    digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
-
-
-@contextlib.contextmanager
-def _masked_dilations(model: WaveGlow, mask: torch.Tensor) -> Iterator[None]:
-    """Zero the input of every dilated conv beyond each item's length; mask (B, 1, L) bool.
-
-    A conv's zero padding does exactly this for an item that runs alone, so a padded batch computes what
-    each item computes on its own. ``torch.where`` (not a product) keeps NaN or inf in the padded tail out.
-    """
-
-    def hook(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        return (torch.where(mask, args[0], torch.zeros((), dtype=args[0].dtype, device=args[0].device)),)
-
-    handles = [layer.register_forward_pre_hook(hook) for wn in model.WN for layer in wn.in_layers]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
-@dataclass
-class LogLikelihood:
-    """Exact log-likelihood of audio given its mel, per example (higher is more likely).
-
-    nats_per_sample: (B,) log p(audio | mel) / T in nats, with the prior N(0, sigma^2) at the training
-    sigma; this is minus the training loss. bits_per_sample: (B,) the same in bits. Densities are of float
-    samples in [-1, 1]. n_samples: the samples scored per example (T cut to a multiple of n_group).
-    """
-
-    nats_per_sample: torch.Tensor
-    bits_per_sample: torch.Tensor
-    n_samples: int
-    sigma: float
 
 
 # ---------------------------------------------------------------------------------------------- vocoder
@@ -192,16 +72,7 @@ class Vocoder:
         compile: bool = False,
         cuda_graphs: bool = False,
     ):
-        if engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
-        if (compile or cuda_graphs) and engine != "fast":
-            raise ValueError("compile and cuda_graphs need engine='fast'")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if overlap_frames < 1:
-            raise ValueError(f"overlap_frames must be >= 1, got {overlap_frames}")
-        if denoiser_mode not in BIAS_MODES:
-            raise ValueError(f"denoiser_mode must be one of {BIAS_MODES}, got {denoiser_mode!r}")
+        _check_options(engine, precision, overlap_frames, denoiser_mode, compile or cuda_graphs)
         self.config = config
         self.device = torch.device(device) if device is not None else default_device()
         self.precision = precision
@@ -209,7 +80,7 @@ class Vocoder:
         self.overlap_frames = overlap_frames
         self.denoiser_mode = denoiser_mode
         self.engine = engine
-        _check_precision(self.device, self.dtype, engine)
+        check_precision(self.device, self.dtype, engine)
         self._prepare(model, compile=compile, cuda_graphs=cuda_graphs)
         self.mel_fn = MelSpectrogram(config.audio).to(self.device)
         self._denoiser: Denoiser | None = None
@@ -283,9 +154,6 @@ class Vocoder:
             ).to(self.device)
         return self._denoiser
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype != torch.float32)
-
     # ------------------------------------------------------------------ synthesis
     @torch.inference_mode()
     def __call__(
@@ -306,7 +174,8 @@ class Vocoder:
         audio (F_i*hop_length,). sigma: std of z; denoise: bias-removal strength (0: off); generator or
         seeds: the noise (module docstring); max_frames: chunk longer mels (None: never).
         """
-        mels, as_list = self._split(mel, lengths)
+        mels, as_list = split_mels(mel, lengths, self.config.audio)
+        mels = [m.to(self.device) for m in mels]
         if seeds is None:
             seeds = draw_seeds(len(mels), generator)
         elif len(seeds) != len(mels):
@@ -318,36 +187,6 @@ class Vocoder:
         for i, item in enumerate(audio):
             out[i, : item.shape[0]] = item
         return out
-
-    def _split(
-        self, mel: MelInput | Sequence[MelInput], lengths: Sequence[int] | torch.Tensor | None
-    ) -> tuple[list[torch.Tensor], bool]:
-        """Any accepted mel input -> (list of float32 (n_mel, F_i) on the device, whether it was a list)."""
-        audio_cfg = self.config.audio
-        if isinstance(mel, (list, tuple)):
-            if lengths is not None:
-                raise ValueError("lengths is for a padded batch, not for a list of mels")
-            mels = [
-                validate_mel(m, audio_cfg, f"mel[{i}]", strict_convention=False) for i, m in enumerate(mel)
-            ]
-            return [m.to(self.device) for m in mels], True
-        if isinstance(mel, np.ndarray):
-            mel = torch.from_numpy(np.ascontiguousarray(mel))
-        if not isinstance(mel, torch.Tensor) or mel.dim() not in (2, 3):
-            raise ValueError(
-                f"mel must be (n_mel, F) or (B, n_mel, F), got {getattr(mel, 'shape', type(mel))}"
-            )
-        batch = mel.unsqueeze(0) if mel.dim() == 2 else mel
-        frames = [batch.shape[2]] * batch.shape[0]
-        if lengths is not None:
-            frames = [int(n) for n in (lengths.tolist() if isinstance(lengths, torch.Tensor) else lengths)]
-            if len(frames) != batch.shape[0] or not all(1 <= n <= batch.shape[2] for n in frames):
-                raise ValueError(f"lengths {frames} do not fit a mel batch of shape {tuple(batch.shape)}")
-        mels = [
-            validate_mel(batch[i, :, :n], audio_cfg, f"mel[{i}]", strict_convention=False)
-            for i, n in enumerate(frames)
-        ]
-        return [m.to(self.device) for m in mels], False
 
     def noise(self, seed: int, frames: int) -> torch.Tensor:
         """z ~ N(0, 1) (n_group, ceil(frames*hop/n_group)) float32 on the device, from a CPU generator."""
@@ -395,18 +234,11 @@ class Vocoder:
         for i, (mel, z) in enumerate(zip(mels, zs)):
             mel_batch[i, :, : frames[i]] = mel
             z_batch[i, :, : lengths[i]] = z
-        mixed = len(set(lengths)) > 1
+        ragged = lengths if len(set(lengths)) > 1 else None  # z columns per item, where they differ
         if self.fast is not None:  # casts its own weights to the precision
-            audio = self.fast.reverse(z_batch, mel_batch, lengths if mixed else None)
+            audio = self.fast.reverse(z_batch, mel_batch, ragged)
         else:
-            with torch.inference_mode(), self._autocast():
-                if not mixed:
-                    audio = self.model.reverse(z_batch, mel_batch)  # (B, g*L)
-                else:
-                    steps = torch.arange(max(lengths), device=self.device)
-                    mask = steps[None, None, :] < torch.tensor(lengths, device=self.device)[:, None, None]
-                    with _masked_dilations(self.model, mask):
-                        audio = self.model.reverse(z_batch, mel_batch)
+            audio = eager_reverse(self.model, z_batch, mel_batch, ragged, self.dtype)  # (B, g*L)
         return [audio[i, : n * self.hop_length].float() for i, n in enumerate(frames)]
 
     def _synthesize_zero_noise(self, mel: torch.Tensor) -> torch.Tensor:
@@ -448,19 +280,10 @@ class Vocoder:
         return audio
 
     # ------------------------------------------------------------------ analysis
-    def _audio_batch(self, audio: MelInput) -> torch.Tensor:
-        if isinstance(audio, np.ndarray):
-            audio = torch.from_numpy(np.ascontiguousarray(audio))
-        if audio.dim() == 1:
-            audio = audio.unsqueeze(0)
-        if audio.dim() != 2:
-            raise ValueError(f"audio must be (T,) or (B, T), got {tuple(audio.shape)}")
-        return audio.to(self.device, torch.float32)
-
     @torch.inference_mode()
     def mel(self, audio: MelInput) -> torch.Tensor:
         """audio (T,) or (B, T) in [-1, 1] at ``sampling_rate`` -> log-mel (B, n_mel, 1 + T // hop_length)."""
-        return self.mel_fn(self._audio_batch(audio))
+        return self.mel_fn(as_audio_batch(audio, self.device))
 
     @torch.inference_mode()
     def copy_synthesis(
@@ -472,7 +295,7 @@ class Vocoder:
         seeds: Sequence[int] | None = None,
     ) -> torch.Tensor:
         """audio (T,) or (B, T) -> its resynthesis from its own mel, (B, T) float32."""
-        audio = self._audio_batch(audio)
+        audio = as_audio_batch(audio, self.device)
         out = self(self.mel(audio), sigma=sigma, denoise=denoise, generator=generator, seeds=seeds)
         return out[:, : audio.shape[1]]
 
@@ -483,68 +306,25 @@ class Vocoder:
         Runs ``model.forward`` in float32 whatever the precision, with the prior sigma the model was trained
         with (``config.train.sigma``); T is cut to a multiple of n_group.
         """
-        audio = self._audio_batch(audio)
+        audio = as_audio_batch(audio, self.device)
         audio = audio[:, : audio.shape[1] - audio.shape[1] % self.n_group]
         if audio.shape[1] == 0:
             raise ValueError(f"audio is shorter than n_group={self.n_group} samples")
-        mel_batch = self.mel(audio) if mel is None else self._mel_batch(mel)
-        loss = WaveGlowLoss(self.config.train.sigma)
-        nats = []
-        with torch.autocast(self.device.type, enabled=False):
-            out = self._plain_model_on_device()(audio, mel_batch)
-            for b in range(audio.shape[0]):
-                item = FlowOutput(
-                    z=out.z[b : b + 1],
-                    log_det=out.log_det[b : b + 1],
-                    log_det_s=out.log_det_s[b : b + 1],
-                    log_det_w=out.log_det_w[b : b + 1],
-                    log_det_s_per_flow=out.log_det_s_per_flow[:, b : b + 1],
-                )
-                nats.append(-loss.terms(item).nll)
-        nats_per_sample = torch.stack(nats).float().cpu()
-        return LogLikelihood(
-            nats_per_sample=nats_per_sample,
-            bits_per_sample=nats_per_sample / math.log(2),
-            n_samples=audio.shape[1],
-            sigma=loss.sigma,
-        )
-
-    def _mel_batch(self, mel: MelInput) -> torch.Tensor:
-        if isinstance(mel, np.ndarray):
-            mel = torch.from_numpy(np.ascontiguousarray(mel))
-        mel = mel.unsqueeze(0) if mel.dim() == 2 else mel
-        return mel.to(self.device, torch.float32)
+        mel_batch = self.mel(audio) if mel is None else as_mel_batch(mel, self.device)
+        return log_likelihood(self._plain_model_on_device(), audio, mel_batch, self.config.train.sigma)
 
 
-def default_device() -> torch.device:
-    """cuda (this process's LOCAL_RANK under torchrun) when available, else cpu."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return torch.device("cpu")
-
-
-def _check_precision(device: torch.device, dtype: torch.dtype, engine: str) -> None:
-    """Fail early, with a clear message, where this device cannot run the engine's work in ``dtype``: matrix
-    products for the fast engine, convolutions under autocast for the eager one."""
-    if dtype == torch.float32:
-        return
-    name = {torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
-    try:
-        with warnings.catch_warnings():  # builds without it warn and run float32 instead
-            warnings.simplefilter("ignore")
-            if engine == "fast":
-                probe = torch.ones(4, 4, device=device, dtype=dtype)
-                out_dtype = (probe @ probe).dtype
-            else:
-                conv = nn.Conv1d(2, 2, 3, padding=1).to(device)
-                with torch.autocast(device.type, dtype=dtype):
-                    out_dtype = conv(torch.randn(1, 2, 4, device=device)).dtype
-    except (RuntimeError, NotImplementedError) as exc:
-        raise ValueError(
-            f"precision {name} is not supported on {device} by this torch build ({exc}); use fp32 or bf16"
-        ) from exc
-    if out_dtype != dtype:
-        raise ValueError(
-            f"precision {name}: autocast on {device.type} does not run convolutions in {dtype} with this "
-            f"torch build; use fp32, bf16 or engine='fast'"
-        )
+def _check_options(
+    engine: str, precision: str, overlap_frames: int, denoiser_mode: str, shapes: bool
+) -> None:
+    """ValueError for a ``Vocoder`` option out of range; ``shapes``: compile or cuda_graphs was asked for."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if shapes and engine != "fast":
+        raise ValueError("compile and cuda_graphs need engine='fast'")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if overlap_frames < 1:
+        raise ValueError(f"overlap_frames must be >= 1, got {overlap_frames}")
+    if denoiser_mode not in BIAS_MODES:
+        raise ValueError(f"denoiser_mode must be one of {BIAS_MODES}, got {denoiser_mode!r}")

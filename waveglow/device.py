@@ -1,0 +1,43 @@
+"""Where the ``Vocoder`` runs: the default device, and whether a device can run an engine in a precision."""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import torch
+from torch import nn
+
+
+def default_device() -> torch.device:
+    """cuda (this process's LOCAL_RANK under torchrun) when available, else cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def check_precision(device: torch.device, dtype: torch.dtype, engine: str) -> None:
+    """Fail early, with a clear message, where this device cannot run the engine's work in ``dtype``: matrix
+    products for the fast engine, convolutions under autocast for the eager one."""
+    if dtype == torch.float32:
+        return
+    name = {torch.float16: "fp16", torch.bfloat16: "bf16"}[dtype]
+    try:
+        with warnings.catch_warnings():  # builds without it warn and run float32 instead
+            warnings.simplefilter("ignore")
+            if engine == "fast":
+                probe = torch.ones(4, 4, device=device, dtype=dtype)
+                out_dtype = (probe @ probe).dtype
+            else:
+                conv = nn.Conv1d(2, 2, 3, padding=1).to(device)
+                with torch.autocast(device.type, dtype=dtype):
+                    out_dtype = conv(torch.randn(1, 2, 4, device=device)).dtype
+    except (RuntimeError, NotImplementedError) as exc:
+        raise ValueError(
+            f"precision {name} is not supported on {device} by this torch build ({exc}); use fp32 or bf16"
+        ) from exc
+    if out_dtype != dtype:
+        raise ValueError(
+            f"precision {name}: autocast on {device.type} does not run convolutions in {dtype} with this "
+            f"torch build; use fp32, bf16 or engine='fast'"
+        )
