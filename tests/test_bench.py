@@ -43,7 +43,7 @@ def test_bench_main_writes_json_and_table(tiny_registry, tmp_path, capsys):
         eager_times = next(
             r["times_s"] for r in rows if r["variant"] == "eager" and r["batch_size"] == row["batch_size"]
         )
-        assert len(row["times_s"]) == 2 and row["time_s"] > 0
+        assert len(row["times_s"]) == 2 and row["time_s"] > 0 and row["first_call_s"] > 0
         samples = row["batch_size"] * frames * 256
         assert row["samples_per_s"] == pytest.approx(samples / row["time_s"])
         assert row["real_time_factor"] == pytest.approx(row["samples_per_s"] / 22050)
@@ -103,3 +103,53 @@ def test_train_only_writes_the_training_table_with_the_ratio_to_fp32(tiny_regist
             for p, s in (("fp32", 100.0), ("bf16", 250.0))]  # fmt: skip
     assert bench_report._training_ratio(rows[1], rows) == "2.50x"
     assert bench_report._training_ratio(rows[1], rows[1:]) == "n/a"
+
+
+def test_tf32_switch_restores_the_flags_and_names_its_precision():
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    with bench_variants.tf32(True):
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+        with bench_variants.tf32(False):
+            assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32
+    assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
+    assert bench_variants.precision_of("eager-tf32") == "tf32"
+    assert bench_variants.precision_of("eager") == "fp32"
+    assert "eager-tf32" in bench_variants.default_variants(torch.device("cuda"), ["bf16"])
+    assert "eager-tf32" not in bench_variants.default_variants(torch.device("cpu"), ["fp32"])
+
+
+def test_fp16_warm_up_runs_until_the_scale_stops_shrinking():
+    """A step overflows while the scale is above 2**10: the warm-up shrinks it there, then stops."""
+    weight = torch.nn.Parameter(torch.ones(1))
+    optimizer = torch.optim.SGD([weight], lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**14)
+    calls = []
+
+    def step() -> None:
+        calls.append(scaler.get_scale())
+        optimizer.zero_grad()
+        scaler.scale(weight.sum() * (torch.inf if scaler.get_scale() > 2**10 else 1.0)).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    bench._warm_up(step, scaler)
+    assert calls == [2.0**14, 2.0**13, 2.0**12, 2.0**11, 2.0**10]  # the last one applied, scale kept
+    assert scaler.get_scale() == 2.0**10
+
+
+def test_synthesis_is_measured_with_tf32_off(tiny_registry, monkeypatch):
+    seen = []
+    make_variant = bench.make_variant
+
+    def recording(name, model, device):
+        seen.append(torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32)
+        return make_variant(name, model, device)
+
+    monkeypatch.setattr(bench, "make_variant", recording)
+    with bench_variants.tf32(True):
+        bench.bench_synthesis(
+            bench_variants.build_model("tiny"), "tiny", ["eager"], torch.device("cpu"), 1, 0.05, 1
+        )
+        assert torch.backends.cudnn.allow_tf32  # restored afterwards
+    assert seen == [False]

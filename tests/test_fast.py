@@ -172,8 +172,27 @@ def test_bf16_on_cpu_stays_close():
     assert 0 < _max_diff(low, plain) < 0.05 * plain.abs().max().item()
 
 
+def test_built_on_the_device_of_the_model():
+    """Every tensor the fast engine derives is made on the model's device: built from a model on the
+    meta device (no data; any CPU-made tensor mixed in raises), as it is from a model already on a GPU."""
+    model = make_tiny_model().to("meta")
+    for options in OPTIONS:
+        fast = FastWaveGlow(model, device="meta", **options)
+        assert {buffer.device.type for buffer in fast.buffers()} == {"meta"}
+
+
 # ------------------------------------------------------------------------------------------------ GPU
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.fixture(autouse=True)
+def _no_tf32():
+    """cuDNN convolutions default to TF32 on Ampere and later, so the plain model is not float32 there;
+    the comparisons below are against true float32."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 @pytest.mark.gpu

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import logging
 import os
 import platform
@@ -36,6 +37,7 @@ from .bench_variants import (
     executed_flops,
     make_variant,
     precision_of,
+    tf32,
 )
 from .fast import PRECISIONS
 from .files import atomic_write_text
@@ -79,6 +81,7 @@ def peak_gflops(device: torch.device, precision: str) -> float | None:
     return None
 
 
+@tf32(False)
 def bench_synthesis(
     model: WaveGlow,
     model_name: str,
@@ -89,7 +92,9 @@ def bench_synthesis(
     rounds: int,
     sigma: float = 0.6,
 ) -> list[SynthesisRow]:
-    """Time every variant side by side on one (batch, length) case; ``variants`` must start with eager."""
+    """Time every variant side by side on one (batch, length) case; ``variants`` must start with eager.
+
+    Runs with TF32 off: true float32 unless a variant's name asks for less."""
     if variants[0] != "eager":
         raise ValueError("the first variant must be the baseline 'eager'")
     audio_cfg = model.audio_cfg
@@ -102,9 +107,11 @@ def bench_synthesis(
     for name in variants:
         module, fn, prepare_s = make_variant(name, model, device)
         # warm-up and exactness: sigma 0 (z = 0, the conditioning alone) and the benchmark's sigma
-        silent = fn(mel, 0.0, torch.Generator(device).manual_seed(0)).float()
+        first_call_s, silent = _timed(
+            lambda fn=fn: fn(mel, 0.0, torch.Generator(device).manual_seed(0)), device
+        )
         noisy = fn(mel, sigma, torch.Generator(device).manual_seed(0)).float()
-        built[name] = (module, fn, prepare_s, silent, noisy)
+        built[name] = (module, fn, prepare_s, silent.float(), noisy, first_call_s)
     ref_silent, ref_noisy = built["eager"][3], built["eager"][4]
     ref_mel = mel_spec(ref_noisy.clamp(-1, 1))
     times: dict[str, list[float]] = {name: [] for name in variants}
@@ -119,7 +126,7 @@ def bench_synthesis(
     rows = []
     nominal = model_flops_per_sample(model.model_cfg, audio_cfg)
     for name in variants:
-        _, _, prepare_s, silent, noisy = built[name]
+        _, _, prepare_s, silent, noisy, first_call_s = built[name]
         ratios = [base / mine for base, mine in zip(times["eager"], times[name])]
         median_time = statistics.median(times[name])
         precision = precision_of(name)
@@ -147,6 +154,7 @@ def bench_synthesis(
                 max_abs_diff=(noisy - ref_noisy).abs().max().item(),
                 log_mel_l1=(mel_spec(noisy.clamp(-1, 1)) - ref_mel).abs().mean().item(),
                 prepare_s=prepare_s,
+                first_call_s=first_call_s,
                 times_s=times[name],
             )
         )
@@ -195,9 +203,6 @@ def bench_training(
     mel = (torch.randn(batch_size, audio_cfg.n_mel_channels, n_frames, generator=gen) - 5.0).to(device)
     use_autocast = precision in ("bf16", "fp16")
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = precision == "tf32"
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
@@ -207,12 +212,10 @@ def bench_training(
         scaler.step(optimizer)
         scaler.update()
 
-    step()  # warm-up
-    _reset_peak_memory(device)
-    times = [_timed(step, device)[0] for _ in range(steps)]
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+    with tf32(precision == "tf32"):
+        _warm_up(step, scaler)
+        _reset_peak_memory(device)
+        times = [_timed(step, device)[0] for _ in range(steps)]
     memory, kind = _peak_memory_mb(device)
     step_s = statistics.median(times)
     samples = batch_size * segment_length / step_s
@@ -230,6 +233,26 @@ def bench_training(
         peak_memory_mb=memory,
         peak_memory_kind=kind,
     )
+
+
+def _free_memory(device: torch.device) -> None:
+    """Free the last case's variants now (FastWaveGlow holds bound methods of itself, so only the cyclic
+    collector frees its weights and CUDA graph pools)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _warm_up(step: Callable[[], None], scaler: torch.amp.GradScaler, max_steps: int = 30) -> None:
+    """One step, then (fp16) more until the GradScaler stops shrinking its scale: a timed step that overflows
+    skips Adam and would look faster than a real one."""
+    step()
+    while scaler.is_enabled() and max_steps > 0:
+        scale = scaler.get_scale()
+        step()
+        max_steps -= 1
+        if scaler.get_scale() >= scale:
+            break
 
 
 def environment(device: torch.device) -> dict[str, Any]:
@@ -286,7 +309,7 @@ def run_benchmark(
     result: dict[str, Any] = {
         "environment": environment(dev),
         "command": command,
-        "baseline": "eager: WaveGlow with weight norm removed, fp32, eager, no_grad",
+        "baseline": "eager: WaveGlow with weight norm removed, fp32 (TF32 off), eager, no_grad",
         "flops_per_sample": {},
         "synthesis": [],
         "training": [],
@@ -304,6 +327,7 @@ def run_benchmark(
                 log.info("synthesis: %s model, batch %d, %.2f s", model_name, batch_size, seconds)
                 rows = bench_synthesis(model, model_name, names, dev, batch_size, seconds, rounds)
                 result["synthesis"] += [asdict(row) for row in rows]
+                _free_memory(dev)
                 report(result)
         if train:
             train_precisions = precisions if dev.type == "cuda" else ["fp32"]

@@ -35,6 +35,7 @@ class SynthesisRow:
     max_abs_diff: float  # vs eager, same generator, the benchmark's sigma
     log_mel_l1: float  # mean |log-mel(variant) - log-mel(eager)|
     prepare_s: float  # time to build the variant from the model
+    first_call_s: float  # the first synthesis: compilation and CUDA-graph recording happen here
     times_s: list[float] = field(default_factory=list)
 
 
@@ -56,7 +57,7 @@ class TrainingRow:
 
 SYNTHESIS_COLUMNS = (
     "model", "variant", "batch", "audio s", "samples/s", "x real time", "model GFLOP/s", "executed GFLOP/s",
-    "of peak", "vs eager (min-max)", "best vs best", "max diff σ=0", "log-mel L1",
+    "of peak", "vs eager (min-max)", "best vs best", "max diff σ=0", "log-mel L1", "first call s",
 )  # fmt: skip
 TRAINING_COLUMNS = (
     "model", "training precision", "batch", "segment", "step s", "samples/s", "vs fp32", "~GFLOP/s", "of peak",
@@ -90,6 +91,7 @@ def _synthesis_cells(row: dict[str, Any]) -> list[str]:
         f"{row['executed_gflops']:.1f}", _percent(row["utilisation"]),
         f"{row['ratio_vs_eager']:.2f}x ({row['ratio_min']:.2f}-{row['ratio_max']:.2f})",
         f"{row['ratio_of_best']:.2f}x", f"{row['max_abs_diff_sigma0']:.1e}", f"{row['log_mel_l1']:.1e}",
+        f"{row['first_call_s']:.1f}" if "first_call_s" in row else "n/a",
     ]  # fmt: skip
 
 

@@ -1,14 +1,17 @@
 """What the benchmark measures: the model sizes (random weights) and the synthesis variants built from them.
 
-A variant is named ``eager[-inference-mode|-autocast-<precision>]`` (``WaveGlow`` with weight norm removed)
-or ``fast-<precision>[-all-flows][-fold][-compile][-graphs]`` (``prepare_for_inference`` with those options).
+A variant is named ``eager[-inference-mode|-tf32|-autocast-<precision>]`` (``WaveGlow`` with weight norm
+removed) or ``fast-<precision>[-all-flows][-fold][-compile][-graphs]`` (``prepare_for_inference`` with those
+options). Everything runs in true float32 unless its name says otherwise (``tf32`` lets CUDA convolutions and
+matrix products use TF32, which cuDNN does by default on Ampere and later GPUs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -24,9 +27,20 @@ MODELS: dict[str, ModelConfig] = {
 }
 
 
+@contextlib.contextmanager
+def tf32(enabled: bool) -> Iterator[None]:
+    """TF32 for CUDA convolutions and matrix products on or off inside the block; the flags are restored."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def default_variants(device: torch.device, precisions: list[str]) -> list[str]:
     """The variants measured unless --variants says otherwise."""
-    names = ["eager", "eager-inference-mode"]
+    names = ["eager", "eager-inference-mode"] + (["eager-tf32"] if device.type == "cuda" else [])
     for precision in precisions:
         names += [f"fast-{precision}", f"fast-{precision}-all-flows", f"fast-{precision}-fold"]
         if device.type == "cuda":
@@ -72,6 +86,12 @@ def make_variant(name: str, model: WaveGlow, device: torch.device) -> tuple[Any,
                 with torch.inference_mode():
                     return eager.infer(mel, sigma, generator)
 
+        elif name == "eager-tf32":
+
+            def fn(mel, sigma, generator):
+                with tf32(True):
+                    return eager.infer(mel, sigma, generator)
+
         elif name.startswith("eager-autocast-"):
             dtype = PRECISIONS[name.removeprefix("eager-autocast-")]
 
@@ -110,7 +130,7 @@ def executed_flops(name: str, model: WaveGlow) -> float:
 
 def precision_of(name: str) -> str:
     """The precision a variant name asks for (fp32 when it names none)."""
-    for precision in PRECISIONS:
+    for precision in (*PRECISIONS, "tf32"):
         if name.endswith(f"-{precision}") or f"-{precision}-" in name:
             return precision
     return "fp32"

@@ -23,19 +23,25 @@ class GraphedReverse:
     ) -> torch.Tensor:
         key = (tuple(z.shape), tuple(mel.shape), z.dtype, mel.dtype, z.device, lengths)
         if key not in self.graphs:
-            static_z, static_mel = z.clone(), mel.clone()
-            side = torch.cuda.Stream(device=z.device)
-            side.wait_stream(torch.cuda.current_stream(z.device))
-            with torch.cuda.stream(side):  # warm-up (and compilation) off the capture
-                for _ in range(2):
-                    self.reverse_fn(static_z, static_mel, lengths)
-            torch.cuda.current_stream(z.device).wait_stream(side)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                static_out = self.reverse_fn(static_z, static_mel, lengths)
-            self.graphs[key] = (graph, static_z, static_mel, static_out)
+            # torch.cuda.graph captures on a stream of the *current* device: make it z's (torchrun ranks)
+            with torch.cuda.device(z.device):
+                self.graphs[key] = self._record(z, mel, lengths)
         graph, static_z, static_mel, static_out = self.graphs[key]
         static_z.copy_(z)
         static_mel.copy_(mel)
         graph.replay()
         return static_out.clone()
+
+    def _record(self, z: torch.Tensor, mel: torch.Tensor, lengths: tuple[int, ...] | None) -> tuple:
+        """Warm up (and compile) on a side stream, then capture one graph with static inputs and output."""
+        static_z, static_mel = z.clone(), mel.clone()
+        side = torch.cuda.Stream(device=z.device)
+        side.wait_stream(torch.cuda.current_stream(z.device))
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                self.reverse_fn(static_z, static_mel, lengths)
+        torch.cuda.current_stream(z.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=torch.cuda.Stream(device=z.device)):
+            static_out = self.reverse_fn(static_z, static_mel, lengths)
+        return graph, static_z, static_mel, static_out

@@ -46,7 +46,7 @@ class FastCoupling(nn.Module):
                 in_w.append(torch.cat(taps, dim=0))  # (k*(n_in+1), 2C)
             else:
                 in_w.append(torch.stack([weight[:, :, t].T for t in range(kernel_size)]))  # (k, C, 2C)
-        res_w, skip_b = [], torch.zeros(C, dtype=f64)
+        res_w, skip_b = [], torch.zeros(C, dtype=f64, device=end_w.device)
         for i, conv in enumerate(wn.res_skip_layers):
             weight = conv.weight.detach().to(f64).squeeze(-1)
             bias = conv.bias.detach().to(f64)
