@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import torch
 from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model, randomize_end
 
 from waveglow import AudioConfig, ModelConfig, WaveGlow
+from waveglow.cuda_graphs import GraphedReverse
 from waveglow.fast import FastWaveGlow, prepare_for_inference
 from waveglow.flops import fast_flops_per_sample, model_flops_per_sample
 
@@ -181,6 +184,37 @@ def test_built_on_the_device_of_the_model():
         assert {buffer.device.type for buffer in fast.buffers()} == {"meta"}
 
 
+def test_graph_cache_keys_on_shapes_not_lengths_and_drops_the_oldest(monkeypatch):
+    """GraphedReverse's bookkeeping, with a stand-in for the CUDA graph: batches of one shape share a graph
+    whatever their items' lengths (copied into a static input), and at most max_graphs are kept."""
+
+    class Replay:  # what a captured graph does on replay: run the function on the static inputs
+        def __init__(self, fn, inputs, out):
+            self.fn, self.inputs, self.out = fn, inputs, out
+
+        def replay(self):
+            self.out.copy_(self.fn(*self.inputs))
+
+    def record(self, z, mel, lengths):
+        inputs = tuple(None if t is None else t.clone() for t in (z, mel, lengths))
+        out = self.reverse_fn(*inputs)
+        return Replay(self.reverse_fn, inputs, out), inputs, out
+
+    monkeypatch.setattr(GraphedReverse, "_record", record)
+    monkeypatch.setattr(torch.cuda, "device", lambda device: contextlib.nullcontext())
+    fn = lambda z, mel, lengths: z.sum(1) * (1 if lengths is None else lengths[:, None])  # noqa: E731
+    graphs = GraphedReverse(fn, max_graphs=2)
+    z, mel = torch.ones(2, 3, 4), torch.zeros(2, 1, 1)
+    for lengths in ([4, 2], [1, 3]):
+        out = graphs(z, mel, torch.tensor(lengths))
+        assert torch.equal(out, fn(z, mel, torch.tensor(lengths)))
+    assert len(graphs.graphs) == 1  # one shape, two sets of lengths
+    graphs(z, mel, None)
+    graphs(torch.ones(1, 3, 4), mel[:1], None)
+    assert len(graphs.graphs) == 2
+    assert [key[0] for key in graphs.graphs] == [(2, 3, 4), (1, 3, 4)]  # the oldest was dropped
+
+
 # ------------------------------------------------------------------------------------------------ GPU
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -230,3 +264,15 @@ def test_cuda_graphs_replay_new_inputs(compile: bool):
         plain = model.infer(mel, 0.6, torch.Generator("cuda").manual_seed(seed))
         quick = fast.infer(mel, 0.6, torch.Generator("cuda").manual_seed(seed))
         assert _max_diff(quick, plain) < 1e-4
+    z = torch.randn(2, 8, 18, device="cuda")
+    mel = torch.randn(2, 8, 9, device="cuda")
+    for lengths in ([18, 10], [6, 18]):  # one graph for the shape, whatever the lengths
+        mel_cut = mel.clone()
+        for i, n in enumerate(lengths):
+            mel_cut[i, :, n * 8 // TINY_AUDIO.hop_length :] = 0.0
+        batch = fast.reverse(z, mel_cut, lengths=lengths)
+        for i, n in enumerate(lengths):
+            frames = n * 8 // TINY_AUDIO.hop_length
+            alone = model.reverse(z[i : i + 1, :, :n], mel[i : i + 1, :, :frames])[0]
+            assert _max_diff(batch[i, : 8 * n], alone) < 1e-4
+    assert len(fast._graphs.graphs) == 2  # one shape: without lengths (infer above) and with

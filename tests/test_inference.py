@@ -15,7 +15,7 @@ from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model
 from waveglow import Config, MelSpectrogram, Vocoder, WaveGlowLoss
 from waveglow.denoiser import Denoiser, bias_mel
 from waveglow.device import check_precision
-from waveglow.inputs import InputError, validate_mel
+from waveglow.inputs import InputError, bucket_frames, validate_mel
 
 HOP = TINY_AUDIO.hop_length
 N_MEL = TINY_AUDIO.n_mel_channels
@@ -306,3 +306,35 @@ def test_precision_check_probes_what_the_engine_runs(monkeypatch):
     assert fast.fast is not None and fast.fast.compute_dtype == torch.float16
     with pytest.raises(ValueError, match="engine='fast'"):
         Vocoder(make_tiny_model(), cfg, device="cpu", precision="fp16", engine="eager")
+
+
+def test_bucket_sizes_are_few_aligned_and_wasteful_by_at_most_a_quarter():
+    sizes = sorted({bucket_frames(frames) for frames in range(1, 3001)})
+    assert sizes[:4] == [16, 32, 48, 64] and sizes[-1] >= 3000
+    assert len(sizes) < 30  # against 3000 shapes without buckets
+    assert all(b <= max(a + 16, a * 1.25 + 16) for a, b in zip(sizes, sizes[1:]))
+    assert all(bucket_frames(size) == size for size in sizes)
+    assert all(bucket_frames(f, align=3) % 3 == 0 and bucket_frames(f, align=3) >= f for f in range(1, 500))
+    with pytest.raises(ValueError):
+        bucket_frames(0)
+
+
+def test_bucketed_batches_give_each_item_its_own_audio(checkpoint, monkeypatch):
+    """bucket_lengths (on with compile or cuda_graphs) pads batches to a few fixed lengths: the engine sees
+    only those, and every item's audio is what it is without the padding."""
+    plain = Vocoder.from_checkpoint(checkpoint, device="cpu")
+    bucketed = Vocoder.from_checkpoint(checkpoint, device="cpu", bucket_lengths=True)
+    shapes = []
+    reverse = bucketed.fast.reverse
+    monkeypatch.setattr(
+        bucketed.fast,
+        "reverse",
+        lambda z, mel, lengths: shapes.append(mel.shape[2]) or reverse(z, mel, lengths),
+    )
+    for frames in ([30, 11, 19], [7], [16, 16]):
+        mels = [natural_mel(n, seed) for seed, n in enumerate(frames)]
+        seeds = list(range(len(frames)))
+        for a, b in zip(bucketed(mels, sigma=0.6, seeds=seeds), plain(mels, sigma=0.6, seeds=seeds)):
+            assert a.shape == b.shape and (a - b).abs().max() < 1e-5
+    assert shapes == [32, 16, 16]
+    assert not Vocoder.from_checkpoint(checkpoint, device="cpu").bucket_lengths  # off by default

@@ -240,8 +240,10 @@ class FastWaveGlow(nn.Module):
         return rows
 
     def _reverse(
-        self, z: torch.Tensor, mel: torch.Tensor, lengths: tuple[int, ...] | None = None
+        self, z: torch.Tensor, mel: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> torch.Tensor:
+        """``reverse`` without checks; lengths (B,) int64 on z's device, or None when every item fills z. A
+        tensor, not ints, so that compiled code and CUDA graphs are reused across batches of other lengths."""
         cfg = self.model_cfg
         batch, _, length = z.shape
         carrier = torch.promote_types(z.dtype, torch.float32)
@@ -256,9 +258,9 @@ class FastWaveGlow(nn.Module):
         hidden = z.new_empty(self.flows[0].pad + batch * rows, C + max_out, dtype=dtype)
         gated = z.new_empty(span, C, dtype=dtype)
         invalid = None
-        if lengths is not None and min(lengths) < length:
-            steps = torch.arange(rows, device=z.device)  # compared with ints: no host copy (CUDA graphs)
-            invalid = torch.stack([steps >= n for n in lengths]).unsqueeze(2)  # (B, R, 1)
+        if lengths is not None:
+            steps = torch.arange(rows, device=z.device)
+            invalid = (steps[None, :] >= lengths[:, None]).unsqueeze(2)  # (B, R, 1)
         z_t = z.to(carrier).transpose(1, 2)  # (B, L, g), sample g*t + j at [t, j]
         n_early = cfg.n_early_outputs() * cfg.n_early_size
         early = list(torch.split(z_t[:, :, :n_early], cfg.n_early_size, dim=2))
@@ -285,16 +287,19 @@ class FastWaveGlow(nn.Module):
         that its mel frames beyond its own are zero; the rest of its row is not meaningful.
         """
         self._check_inputs(z, mel, lengths)
-        key = tuple(int(n) for n in lengths) if lengths is not None else None
+        ragged = None
+        if lengths is not None and min(lengths) < z.shape[2]:
+            ragged = torch.tensor([int(n) for n in lengths], dtype=torch.int64, device=z.device)
         with torch.inference_mode(), torch.autocast(z.device.type, enabled=False):
             if self._graphs is not None:
-                return self._graphs(z, mel, key)
-            return self._reverse_fn(z, mel, key)
+                return self._graphs(z, mel, ragged)
+            return self._reverse_fn(z, mel, ragged)
 
     def accelerate(self, compile: bool = False, cuda_graphs: bool = False) -> FastWaveGlow:
-        """compile: run the synthesis through ``torch.compile`` (shapes and lengths specialised: recompiles
-        per new shape); cuda_graphs: record one CUDA graph per (z, mel) shape and replay it (CUDA only; each
-        shape keeps its own memory pool, so bucket lengths). Returns self."""
+        """compile: run the synthesis through ``torch.compile`` (shapes specialised: recompiles per new
+        shape; per-item lengths are a tensor input and do not); cuda_graphs: record one CUDA graph per
+        (z, mel) shape and replay it (CUDA only; each shape keeps its own memory pool, so bucket lengths, as
+        ``Vocoder`` does). Returns self."""
         self._reverse_fn = torch.compile(self._reverse, dynamic=False) if compile else self._reverse
         if cuda_graphs and self.cond_b.device.type != "cuda":
             raise ValueError(f"cuda_graphs needs the model on a CUDA device, not {self.cond_b.device}")

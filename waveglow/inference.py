@@ -36,7 +36,7 @@ from .denoiser import BIAS_MODES, Denoiser
 from .device import check_precision, default_device
 from .eager import eager_reverse
 from .fast import PRECISIONS, FastWaveGlow, prepare_for_inference
-from .inputs import MelInput, as_audio_batch, as_mel_batch, draw_seeds, split_mels
+from .inputs import MelInput, as_audio_batch, as_mel_batch, bucket_frames, draw_seeds, split_mels
 from .likelihood import LogLikelihood, log_likelihood
 from .model import WaveGlow
 
@@ -57,7 +57,9 @@ class Vocoder:
     start and end folded in advance, time-major matrix products; equal to "eager" within float32 rounding,
     1.5x faster on CPU); "eager" runs ``WaveGlow.reverse`` as the original code does, under autocast for
     bf16/fp16. ``compile`` (torch.compile) and ``cuda_graphs`` (one CUDA graph per batch shape) apply to
-    the fast engine; both specialise on shapes, so they pay off when batches repeat their shapes.
+    the fast engine; both specialise on shapes, so with either one ``bucket_lengths`` (default: on when
+    either is) pads every batch to one of a few fixed lengths (``inputs.bucket_frames``; each item still
+    gets exactly its own audio) so that a long job reuses a handful of shapes.
     """
 
     def __init__(
@@ -71,8 +73,10 @@ class Vocoder:
         engine: str = "fast",
         compile: bool = False,
         cuda_graphs: bool = False,
+        bucket_lengths: bool | None = None,
     ):
         _check_options(engine, precision, overlap_frames, denoiser_mode, compile or cuda_graphs)
+        self.bucket_lengths = (compile or cuda_graphs) if bucket_lengths is None else bucket_lengths
         self.config = config
         self.device = torch.device(device) if device is not None else default_device()
         self.precision = precision
@@ -228,13 +232,19 @@ class Vocoder:
         """One padded pass: mels (n_mel, F_i), scaled z (n_group, L_i) -> audio (F_i*hop_length,) float32."""
         frames = [mel.shape[1] for mel in mels]
         lengths = [z.shape[1] for z in zs]
+        padded = max(frames)
+        if self.bucket_lengths:
+            padded = bucket_frames(padded, self.n_group // math.gcd(self.hop_length, self.n_group))
         # Zero padding (not the log floor): a padded frame's upsampling must add nothing to real samples.
-        mel_batch = torch.zeros(len(mels), self.n_mel_channels, max(frames), device=self.device)
-        z_batch = torch.zeros(len(zs), self.n_group, max(lengths), device=self.device)
+        mel_batch = torch.zeros(len(mels), self.n_mel_channels, padded, device=self.device)
+        z_batch = torch.zeros(
+            len(zs), self.n_group, -(-padded * self.hop_length // self.n_group), device=self.device
+        )
         for i, (mel, z) in enumerate(zip(mels, zs)):
             mel_batch[i, :, : frames[i]] = mel
             z_batch[i, :, : lengths[i]] = z
-        ragged = lengths if len(set(lengths)) > 1 else None  # z columns per item, where they differ
+        # z columns per item, where some item is shorter than the batch
+        ragged = lengths if min(lengths) < z_batch.shape[2] else None
         if self.fast is not None:  # casts its own weights to the precision
             audio = self.fast.reverse(z_batch, mel_batch, ragged)
         else:

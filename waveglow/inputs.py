@@ -149,3 +149,23 @@ def item_seed(seed: int, key: str) -> int:
     """A stable 63-bit seed for one file from the job seed and the file's output name."""
     digest = hashlib.blake2b(f"{seed}:{key}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+BUCKET_STEP_FRAMES = 16  # the smallest bucket, and the granularity of all of them
+BUCKET_GROWTH = 1.25  # each bucket at most this much longer than the one below: <= 25% padded work
+
+
+def bucket_frames(frames: int, align: int = 1) -> int:
+    """The padded length, in mel frames, of a batch whose longest mel has ``frames``: the smallest of a fixed
+    series of sizes (16, 32, 48, ... growing by at most 25% each), each a multiple of ``align``.
+
+    Compiled synthesis and CUDA graphs specialise on shapes; padding to a few fixed sizes lets a long batch
+    job reuse a handful of them instead of compiling or recording one per batch.
+    """
+    if frames < 1 or align < 1:
+        raise ValueError(f"frames and align must be >= 1, got {frames} and {align}")
+    step = -(-BUCKET_STEP_FRAMES // align) * align
+    size = step
+    while size < frames:
+        size = max(size + step, -(-int(size * BUCKET_GROWTH) // step) * step)
+    return size
