@@ -34,6 +34,8 @@ def run_and_dump(self):
     result = run(self)
     weights = {{k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()}}
     torch.save(weights, f"{{out_dir}}/rank{{self.env.rank}}.pt")
+    with open(f"{{out_dir}}/rank{{self.env.rank}}.wrapper", "w") as handle:
+        handle.write(type(self.ddp).__name__)
     return result
 
 training.Trainer.run = run_and_dump
@@ -94,6 +96,43 @@ def tiny_initial(cfg) -> dict[str, torch.Tensor]:
 
 def test_two_cpu_processes_with_gloo_match_one_process(tmp_path):
     _compare_with_single_process(tmp_path, "cpu")
+
+
+def _compare_one_process_under_torchrun(tmp_path: Path, device: str) -> None:
+    """torchrun with one process runs DDP over a process group of one (gloo on CPU, NCCL on a GPU): the
+    same weights as a plain single-process run, bit for bit on CPU (averaging over one rank changes nothing)."""
+    torch.set_num_threads(1)
+    cfg = tiny_config(tmp_path / "data", batch_size=2, max_steps=3, validate_at_start=False, device=device)
+    save_config(cfg, tmp_path / "cfg.yaml")
+    done = _torchrun(tmp_path, tmp_path / "cfg.yaml", tmp_path / "ddp_run", nproc=1)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "rank0.wrapper").read_text() == "DistributedDataParallel"
+    under_torchrun = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    train(cfg, tmp_path / "single_run")
+    single = torch.load(tmp_path / "single_run/checkpoints/step_00000003.pt", weights_only=True)["model"]
+    for key, value in single.items():
+        if device == "cpu":
+            assert torch.equal(under_torchrun[key], value), key
+        else:  # cuDNN may pick other (non-deterministic) kernels from run to run
+            assert torch.allclose(under_torchrun[key].cpu(), value, atol=1e-5, rtol=1e-4), key
+    assert train_losses(tmp_path / "ddp_run") == pytest.approx(
+        train_losses(tmp_path / "single_run"), abs=1e-6
+    )
+
+
+def test_one_process_under_torchrun_runs_ddp_over_gloo(tmp_path, monkeypatch):
+    from waveglow import distributed
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    env = distributed.setup_distributed("cpu")  # plain python: no process group, no DDP
+    assert not env.distributed and not env.initialised_here
+    _compare_one_process_under_torchrun(tmp_path, "cpu")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_one_gpu_under_torchrun_runs_ddp_over_nccl(tmp_path):
+    _compare_one_process_under_torchrun(tmp_path, "cuda")
 
 
 @pytest.mark.gpu

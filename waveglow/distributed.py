@@ -1,7 +1,7 @@
 """Where a training process runs: torchrun's process group, its device, the sampler that resumes mid-epoch.
 
-Under torchrun every process reads RANK / WORLD_SIZE / LOCAL_RANK here; one process without torchrun is rank 0
-of 1. The sampler gives each rank its share of an epoch's order (from seed and epoch), and can start that
+Under torchrun every process reads RANK / WORLD_SIZE / LOCAL_RANK here and joins the process group (one
+process under torchrun too); one process without torchrun is rank 0 of 1, without a process group. The sampler gives each rank its share of an epoch's order (from seed and epoch), and can start that
 share after the batches a checkpoint says were already consumed.
 """
 
@@ -27,10 +27,12 @@ class DistEnv:
     local_rank: int
     device: torch.device
     initialised_here: bool = False
+    process_group: bool = False  # a torch.distributed process group is up (torchrun, even one process)
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        """Under a process group: the model is wrapped in DDP and ranks synchronise."""
+        return self.process_group
 
     @property
     def is_main(self) -> bool:
@@ -56,9 +58,12 @@ def setup_distributed(device_name: str) -> DistEnv:
     env = DistEnv(rank, world_size, local_rank, device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    if world_size > 1 and not dist.is_initialized():
+    # WORLD_SIZE is set by torchrun, also for one process: that runs DDP (and NCCL on a GPU) too, the way
+    # a multi-GPU run does; a plain `python train.py` has no process group.
+    if "WORLD_SIZE" in os.environ and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         env.initialised_here = True
+    env.process_group = dist.is_initialized()
     return env
 
 
