@@ -13,22 +13,17 @@ not depend on their values.
 from __future__ import annotations
 
 import argparse
-import datetime
-import gc
 import logging
-import os
-import platform
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from .audio import MelSpectrogram
+from .bench_device import environment, free_memory, peak_gflops, peak_memory_mb, reset_peak_memory, timed
 from .bench_report import SynthesisRow, TrainingRow, format_table, write_json
 from .bench_variants import (
     build_model,
@@ -46,39 +41,6 @@ from .loss import WaveGlowLoss
 from .model import WaveGlow
 
 log = logging.getLogger(__name__)
-
-# Peak dense matrix-product rates in GFLOP/s, by device and dtype. The CPU figure is the one stated for
-# the 2-core AVX2 machine this project runs on (issue 9); the GPU ones are the vendors' dense figures.
-PEAK_GFLOPS: dict[str, dict[str, float]] = {
-    "cpu": {"fp32": 150.0},
-    "H100": {"fp32": 67_000.0, "tf32": 494_700.0, "bf16": 989_400.0, "fp16": 989_400.0},
-    "H200": {"fp32": 67_000.0, "tf32": 494_700.0, "bf16": 989_400.0, "fp16": 989_400.0},
-    "A100": {"fp32": 19_500.0, "tf32": 156_000.0, "bf16": 312_000.0, "fp16": 312_000.0},
-}
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _timed(fn: Callable[[], Any], device: torch.device) -> tuple[float, Any]:
-    _sync(device)
-    start = time.perf_counter()
-    out = fn()
-    _sync(device)
-    return time.perf_counter() - start, out
-
-
-def peak_gflops(device: torch.device, precision: str) -> float | None:
-    """The stated peak for this device and precision, or None when unknown."""
-    if device.type == "cpu":
-        return PEAK_GFLOPS["cpu"].get(precision)
-    name = torch.cuda.get_device_name(device)
-    for key, table in PEAK_GFLOPS.items():
-        if key != "cpu" and key in name:
-            return table.get(precision)
-    return None
 
 
 @tf32(False)
@@ -107,7 +69,7 @@ def bench_synthesis(
     for name in variants:
         module, fn, prepare_s = make_variant(name, model, device)
         # warm-up and exactness: sigma 0 (z = 0, the conditioning alone) and the benchmark's sigma
-        first_call_s, silent = _timed(
+        first_call_s, silent = timed(
             lambda fn=fn: fn(mel, 0.0, torch.Generator(device).manual_seed(0)), device
         )
         noisy = fn(mel, sigma, torch.Generator(device).manual_seed(0)).float()
@@ -119,7 +81,7 @@ def bench_synthesis(
         order = variants[r % len(variants) :] + variants[: r % len(variants)]
         for name in order:
             fn = built[name][1]
-            elapsed, _ = _timed(
+            elapsed, _ = timed(
                 lambda fn=fn, r=r: fn(mel, sigma, torch.Generator(device).manual_seed(r)), device
             )
             times[name].append(elapsed)
@@ -161,28 +123,6 @@ def bench_synthesis(
     return rows
 
 
-def _reset_peak_memory(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    else:
-        try:  # Linux: "5" resets the peak resident set size (VmHWM) of this process
-            Path("/proc/self/clear_refs").write_text("5")
-        except OSError:
-            pass
-
-
-def _peak_memory_mb(device: torch.device) -> tuple[float, str]:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda max allocated"
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) / 1024, "process peak RSS"
-    except OSError:
-        pass
-    return float("nan"), "unavailable"
-
-
 def bench_training(
     model: WaveGlow,
     model_name: str,
@@ -214,9 +154,9 @@ def bench_training(
 
     with tf32(precision == "tf32"):
         _warm_up(step, scaler)
-        _reset_peak_memory(device)
-        times = [_timed(step, device)[0] for _ in range(steps)]
-    memory, kind = _peak_memory_mb(device)
+        reset_peak_memory(device)
+        times = [timed(step, device)[0] for _ in range(steps)]
+    memory, kind = peak_memory_mb(device)
     step_s = statistics.median(times)
     samples = batch_size * segment_length / step_s
     gflops = 3 * model_flops_per_sample(model.model_cfg, audio_cfg) * samples / 1e9
@@ -235,14 +175,6 @@ def bench_training(
     )
 
 
-def _free_memory(device: torch.device) -> None:
-    """Free the last case's variants now (FastWaveGlow holds bound methods of itself, so only the cyclic
-    collector frees its weights and CUDA graph pools)."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
 def _warm_up(step: Callable[[], None], scaler: torch.amp.GradScaler, max_steps: int = 30) -> None:
     """One step, then (fp16) more until the GradScaler stops shrinking its scale: a timed step that overflows
     skips Adam and would look faster than a real one."""
@@ -253,26 +185,6 @@ def _warm_up(step: Callable[[], None], scaler: torch.amp.GradScaler, max_steps: 
         max_steps -= 1
         if scaler.get_scale() >= scale:
             break
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    """Where and with what the figures were measured."""
-    info = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
-    if device.type == "cuda":
-        info["device_name"] = torch.cuda.get_device_name(device)
-        info["cuda"] = torch.version.cuda
-    else:
-        info["device_name"] = platform.processor() or platform.machine()
-    return info
 
 
 def run_benchmark(
@@ -327,7 +239,7 @@ def run_benchmark(
                 log.info("synthesis: %s model, batch %d, %.2f s", model_name, batch_size, seconds)
                 rows = bench_synthesis(model, model_name, names, dev, batch_size, seconds, rounds)
                 result["synthesis"] += [asdict(row) for row in rows]
-                _free_memory(dev)
+                free_memory(dev)
                 report(result)
         if train:
             train_precisions = precisions if dev.type == "cuda" else ["fp32"]
