@@ -83,3 +83,11 @@ def test_weights_that_do_not_fit_are_reported(tmp_path):
     torch.save(data, path)
     with pytest.raises(CheckpointError, match="do not fit"):
         load_model(path)
+
+
+def test_load_model_puts_the_model_where_asked(tmp_path):
+    path = tmp_path / "model.pt"
+    save_model(make_tiny_model(), _cfg(), path)
+    assert next(load_model(path)[0].parameters()).device.type == "cpu"
+    model, config = load_model(path, map_location="meta")  # any device; meta holds no data
+    assert {p.device.type for p in model.parameters()} == {"meta"} and config.model == TINY_MODEL

@@ -111,8 +111,9 @@ def load_model(
 ) -> tuple[WaveGlow, Config]:
     """Rebuild a WaveGlow from any checkpoint we accept: ours, or a published NVIDIA file.
 
-    Returns (model on CPU in float32, its Config). ``nvidia_overrides`` (e.g. sampling_rate, hop_length)
-    apply only to NVIDIA files, whose audio settings are not stored in the file.
+    Returns (model in float32 on ``map_location``, its Config); the file is read on the CPU and the built
+    model moved. ``nvidia_overrides`` (e.g. sampling_rate, hop_length) apply only to NVIDIA files, whose
+    audio settings are not stored in the file.
     """
     path = Path(path)
     try:
@@ -128,5 +129,6 @@ def load_model(
             raise
         model = nvidia.load_nvidia_checkpoint(path, map_location="cpu", **nvidia_overrides)
         config = Config(model=model.model_cfg, audio=model.audio_cfg)
-        return model, config
-    return model_from_payload(data, source=str(path))
+        return model.to(map_location), config
+    model, config = model_from_payload(data, source=str(path))
+    return model.to(map_location), config

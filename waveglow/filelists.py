@@ -1,7 +1,7 @@
 """Filelists and the deterministic train/validation/test split: reading and writing lists, LJSpeech folder
 detection and listing, folder listing, and :func:`resolve_files`, which turns any of them into audio paths.
 
-Layer 2: imports only the atomic-write helper. :class:`DataError`, raised by the whole data layer
+Layer 1: imports only the atomic-write helper. :class:`DataError`, raised by the whole data layer
 (``data_check`` and ``data`` import it from here), lives here because this is its lowest module.
 """
 
