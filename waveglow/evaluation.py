@@ -266,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         dither=cfg.data.dither,
     )
     print(
-        f"{report.n_files} files ({report.n_bad} bad): held-out NLL {report.nll:.4f} nats/sample, "
+        f"{report.n_files} file{'s' if report.n_files != 1 else ''} ({report.n_bad} bad): held-out NLL {report.nll:.4f} nats/sample, "
         f"copy-synthesis log-mel distance {report.log_mel_distance:.3f} (sigma {args.sigma}), "
         f"synthesis {report.seconds_per_second:.2f} s per second of audio on {device}"
     )
