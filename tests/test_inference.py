@@ -338,3 +338,7 @@ def test_bucketed_batches_give_each_item_its_own_audio(checkpoint, monkeypatch):
             assert a.shape == b.shape and (a - b).abs().max() < 1e-5
     assert shapes == [32, 16, 16]
     assert not Vocoder.from_checkpoint(checkpoint, device="cpu").bucket_lengths  # off by default
+    eager = Vocoder.from_checkpoint(checkpoint, device="cpu", engine="eager", bucket_lengths=True)
+    mels = [natural_mel(n, seed) for seed, n in enumerate([30, 11])]  # padded to 32 frames, both masked
+    for a, b in zip(eager(mels, sigma=0.6, seeds=[0, 1]), plain(mels, sigma=0.6, seeds=[0, 1])):
+        assert a.shape == b.shape and (a - b).abs().max() < 1e-5

@@ -37,14 +37,15 @@ def eager_reverse(
 ) -> torch.Tensor:
     """z (B, n_group, L) and zero-padded mel (B, n_mel, F) -> audio (B, n_group*L) via ``model.reverse``.
 
-    ``lengths`` (B,): each item's z columns, where they differ (None: all L); the dilated convolutions then
-    see zeros beyond each item's length. ``dtype`` other than float32 runs under autocast in that dtype.
+    ``lengths`` (B,): each item's z columns (None: all L); where one is shorter than L, the dilated
+    convolutions see zeros beyond each item's length. ``dtype`` other than float32 runs under autocast in
+    that dtype.
     """
     autocast = torch.autocast(z.device.type, dtype=dtype, enabled=dtype != torch.float32)
     with torch.inference_mode(), autocast:
-        if lengths is None:
+        if lengths is None or min(lengths) >= z.shape[2]:
             return model.reverse(z, mel)
-        steps = torch.arange(max(lengths), device=z.device)
+        steps = torch.arange(z.shape[2], device=z.device)
         mask = steps[None, None, :] < torch.tensor(lengths, device=z.device)[:, None, None]  # (B, 1, L)
         with masked_dilations(model, mask):
             return model.reverse(z, mel)

@@ -192,11 +192,19 @@ class Vocoder:
             out[i, : item.shape[0]] = item
         return out
 
+    def z_columns(self, frames: int) -> int:
+        """Time steps of z (columns of n_group samples) that cover ``frames`` mel frames."""
+        return -(-frames * self.hop_length // self.n_group)
+
+    @property
+    def frames_per_z_column(self) -> int:
+        """The fewest frames that end on a whole z column (chunk starts and bucket sizes are multiples)."""
+        return self.n_group // math.gcd(self.hop_length, self.n_group)
+
     def noise(self, seed: int, frames: int) -> torch.Tensor:
-        """z ~ N(0, 1) (n_group, ceil(frames*hop/n_group)) float32 on the device, from a CPU generator."""
-        length = -(-frames * self.hop_length // self.n_group)
+        """z ~ N(0, 1) (n_group, z_columns(frames)) float32 on the device, from a CPU generator."""
         gen = torch.Generator().manual_seed(seed)
-        return torch.randn(self.n_group, length, generator=gen).to(self.device)
+        return torch.randn(self.n_group, self.z_columns(frames), generator=gen).to(self.device)
 
     def synthesize(
         self,
@@ -234,31 +242,28 @@ class Vocoder:
         lengths = [z.shape[1] for z in zs]
         padded = max(frames)
         if self.bucket_lengths:
-            padded = bucket_frames(padded, self.n_group // math.gcd(self.hop_length, self.n_group))
+            padded = bucket_frames(padded, self.frames_per_z_column)
         # Zero padding (not the log floor): a padded frame's upsampling must add nothing to real samples.
         mel_batch = torch.zeros(len(mels), self.n_mel_channels, padded, device=self.device)
-        z_batch = torch.zeros(
-            len(zs), self.n_group, -(-padded * self.hop_length // self.n_group), device=self.device
-        )
+        z_batch = torch.zeros(len(zs), self.n_group, self.z_columns(padded), device=self.device)
         for i, (mel, z) in enumerate(zip(mels, zs)):
             mel_batch[i, :, : frames[i]] = mel
             z_batch[i, :, : lengths[i]] = z
-        # z columns per item, where some item is shorter than the batch
-        ragged = lengths if min(lengths) < z_batch.shape[2] else None
+        # each item's z columns: both engines keep every item's padded tail out of the others
         if self.fast is not None:  # casts its own weights to the precision
-            audio = self.fast.reverse(z_batch, mel_batch, ragged)
+            audio = self.fast.reverse(z_batch, mel_batch, lengths)
         else:
-            audio = eager_reverse(self.model, z_batch, mel_batch, ragged, self.dtype)  # (B, g*L)
+            audio = eager_reverse(self.model, z_batch, mel_batch, lengths, self.dtype)  # (B, g*L)
         return [audio[i, : n * self.hop_length].float() for i, n in enumerate(frames)]
 
     def _synthesize_zero_noise(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (1, n_mel, F) -> audio (1, F*hop) at sigma 0, in the vocoder's precision (for the denoiser)."""
-        z = torch.zeros(self.n_group, -(-mel.shape[2] * self.hop_length // self.n_group), device=self.device)
+        z = torch.zeros(self.n_group, self.z_columns(mel.shape[2]), device=self.device)
         return self._synthesize_batch([mel[0].to(self.device)], [z])[0].unsqueeze(0)
 
     def chunk_bounds(self, frames: int, max_frames: int) -> list[tuple[int, int]]:
         """Frame ranges [start, end) of the chunks of a ``frames``-long mel; starts keep z slices whole."""
-        align = self.n_group // math.gcd(self.hop_length, self.n_group)  # frames per whole z column
+        align = self.frames_per_z_column
         chunk = max_frames - max_frames % align
         overlap = -(-self.overlap_frames // align) * align
         step = chunk - overlap
