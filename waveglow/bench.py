@@ -280,10 +280,8 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     command = "python -m waveglow.bench " + " ".join(argv if argv is not None else sys.argv[1:])
 
-    def write(result: dict[str, Any], final: bool = False) -> None:
+    def write(result: dict[str, Any]) -> None:  # after every measured case, the last one included
         table = format_table(result)
-        if final:
-            print(table)
         if args.json:
             write_json(result, args.json)
         if args.markdown:
@@ -304,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
         command=command,
         on_progress=write,
     )
-    write(result, final=True)
+    print(format_table(result))
 
 
 if __name__ == "__main__":
