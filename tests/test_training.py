@@ -21,7 +21,7 @@ from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model
 from waveglow import training, training_cli
 from waveglow.audio import MelSpectrogram
 from waveglow.checkpoint import load_checkpoint, load_model, save_model
-from waveglow.config import Config, DataConfig, TrainConfig, load_config, save_config
+from waveglow.config import Config, ConfigError, DataConfig, TrainConfig, load_config, save_config
 from waveglow.loss import WaveGlowLoss
 from waveglow.training import TrainingError, learning_rate_at, train
 from waveglow.training_log import RunLogger, read_metrics
@@ -245,6 +245,9 @@ def test_learning_rate_schedules():
     assert learning_rate_at(50, cfg) == pytest.approx(0.5) and learning_rate_at(100, cfg) == pytest.approx(0)
     with pytest.raises(TrainingError, match="cosine"):
         learning_rate_at(0, TrainConfig(lr_schedule="cosine"))
+    # a run fails before it starts, also when warm-up steps come first (step 0 alone would not show it)
+    with pytest.raises(ConfigError, match="cosine"):
+        Config(train=TrainConfig(lr_schedule="cosine", lr_warmup_steps=10, max_steps=0)).validate()
 
 
 def test_bad_files_stop_the_run_unless_skipped(tmp_path):

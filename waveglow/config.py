@@ -199,6 +199,8 @@ class Config:
             raise ConfigError(
                 f"train.lr_schedule must be constant, cosine or step, got {self.train.lr_schedule!r}"
             )
+        if self.train.lr_schedule == "cosine" and (self.train.lr_decay_steps or self.train.max_steps) <= 0:
+            raise ConfigError("train.lr_schedule cosine needs train.lr_decay_steps or train.max_steps")
         if not (self.train.sigma > 0 and math.isfinite(self.train.sigma)):
             raise ConfigError(f"train.sigma must be positive, got {self.train.sigma}")
         if self.train.batch_size <= 0:

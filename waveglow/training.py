@@ -98,15 +98,20 @@ def train_step(
     scaler.scale(terms.nll).backward()
     scaler.unscale_(optimizer)
     max_norm = grad_clip if grad_clip > 0 else math.inf
-    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm).item()
+    grad_norm_t = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
     stats = torch.stack([terms.nll, terms.nll_no_const, terms.z_term, terms.log_det_s, terms.log_det_w])
     stats = stats.detach().float()
-    flags = torch.tensor([float(not torch.isfinite(stats).all()), float(stop)], device=stats.device)
-    packed = torch.cat([stats, flags])
+    nonfinite = (~torch.isfinite(stats).all()).float().reshape(1)
+    stop_flag = torch.full((1,), float(stop), device=stats.device)
+    packed = torch.cat([stats, nonfinite, stop_flag])
     if world_size > 1:
         dist.all_reduce(packed)  # sums: mean loss terms, any rank's non-finite loss or stop wish
-    values = (packed[:5] / world_size).tolist()
-    loss_finite, stop_requested = packed[5].item() == 0, packed[6].item() > 0
+    # one read-back from the device per step: the reduced figures and this rank's gradient norm
+    *sums, nonfinite_ranks, stop_ranks, grad_norm = torch.cat(
+        [packed, grad_norm_t.detach().float().reshape(1).to(packed.device)]
+    ).tolist()
+    values = [total / world_size for total in sums]
+    loss_finite, stop_requested = nonfinite_ranks == 0, stop_ranks > 0
     applied = loss_finite and math.isfinite(grad_norm)
     if applied:
         scaler.step(optimizer)
@@ -148,7 +153,6 @@ class Trainer:
     def __init__(self, cfg: Config, run_dir: Path, env: DistEnv, resume: bool, init_from: str | Path | None):
         self.cfg, self.run_dir, self.env = cfg, run_dir, env
         set_precision_flags(env.device, cfg.train.precision)
-        learning_rate_at(0, cfg.train)  # fail early on an incomplete schedule
         checkpoint = prepare_run_dir(run_dir, cfg, env, resume)
         self.model = build_model(cfg, None if checkpoint else init_from).to(env.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.learning_rate)
