@@ -339,13 +339,14 @@ def _timed_synthesis(
     vocoder: Vocoder, batch: list[_Loaded], summary: JobSummary, sigma: float, denoise: float, max_frames: int
 ) -> list[np.ndarray]:
     started = time.perf_counter()
-    audio = vocoder(
-        [entry.mel for entry in batch],
-        sigma=sigma,
-        denoise=denoise,
-        seeds=[entry.item.seed for entry in batch],
-        max_frames=max_frames,
-    )
+    with torch.inference_mode():  # the mels were checked when loaded: synthesize, not __call__, which checks
+        audio = vocoder.synthesize(
+            [entry.mel.to(vocoder.device) for entry in batch],
+            [entry.item.seed for entry in batch],
+            sigma=sigma,
+            denoise=denoise,
+            max_frames=max_frames,
+        )
     result = [wav.cpu().numpy() for wav in audio]  # waits for the device
     summary.synthesis_seconds += time.perf_counter() - started
     return result

@@ -119,8 +119,6 @@ def load_model(
     try:
         data = load_checkpoint(path, map_location="cpu")
     except CheckpointError as ours_error:
-        if not path.is_file() or path.stat().st_size == 0:
-            raise
         try:
             from . import nvidia
         except ImportError:  # the importer is optional in a stripped install
