@@ -27,12 +27,8 @@ class DistEnv:
     local_rank: int
     device: torch.device
     initialised_here: bool = False
-    process_group: bool = False  # a torch.distributed process group is up (torchrun, even one process)
-
-    @property
-    def distributed(self) -> bool:
-        """Under a process group: the model is wrapped in DDP and ranks synchronise."""
-        return self.process_group
+    # under a process group (torchrun, even one process): the model is wrapped in DDP, ranks synchronise
+    distributed: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -63,7 +59,7 @@ def setup_distributed(device_name: str) -> DistEnv:
     if "WORLD_SIZE" in os.environ and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         env.initialised_here = True
-    env.process_group = dist.is_initialized()
+    env.distributed = dist.is_initialized()
     return env
 
 
