@@ -23,6 +23,7 @@ from waveglow.audio import MelSpectrogram
 from waveglow.checkpoint import load_checkpoint, load_model, save_model
 from waveglow.config import Config, ConfigError, DataConfig, TrainConfig, load_config, save_config
 from waveglow.loss import WaveGlowLoss
+from waveglow.objective import FlowObjective
 from waveglow.training import TrainingError, learning_rate_at, train
 from waveglow.training_log import RunLogger, read_metrics
 
@@ -196,12 +197,12 @@ def test_fp16_grad_scaler_skips_an_overflow_and_shrinks_the_scale():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     before = [p.detach().clone() for p in model.parameters()]
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
-    result = training.train_step(model, audio, mel_fn, loss_fn, optimizer, scaler, "fp16", 0.0)
+    result = training.train_step(FlowObjective(model), audio, mel_fn, loss_fn, optimizer, scaler, "fp16", 0.0)
     assert result.loss_finite and not result.applied and not math.isfinite(result.grad_norm)
     assert scaler.get_scale() == 2.0**39
     assert all(torch.equal(b, p) for b, p in zip(before, model.parameters()))
     scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
-    result = training.train_step(model, audio, mel_fn, loss_fn, optimizer, scaler, "fp16", 0.0)
+    result = training.train_step(FlowObjective(model), audio, mel_fn, loss_fn, optimizer, scaler, "fp16", 0.0)
     assert result.applied and math.isfinite(result.grad_norm) and result.grad_norm > 0
     assert scaler.get_scale() == 1.0  # no overflow: kept (it grows only after growth_interval steps)
     changed = [not torch.equal(b, p) for b, p in zip(before, model.parameters())]

@@ -43,6 +43,7 @@ def model_payload(model: WaveGlow, config: Config) -> dict[str, Any]:
         "config": config.to_dict(),
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         "weight_norm": model.has_weight_norm,
+        "architecture": config.model.architecture,
     }
 
 
@@ -95,7 +96,15 @@ def model_from_payload(data: dict[str, Any], source: str = "checkpoint") -> tupl
         config = Config.from_dict(data["config"])
     except (KeyError, ConfigError, TypeError) as exc:
         raise CheckpointError(f"{source}: bad or missing config ({exc})") from exc
-    model = WaveGlow(config.model, config.audio)
+    stored = data.get("architecture", config.model.architecture)
+    if stored != config.model.architecture:
+        raise CheckpointError(
+            f"{source}: the file says it holds a {stored!r} flow but its config says "
+            f"{config.model.architecture!r}"
+        )
+    from .architectures import build_flow
+
+    model = build_flow(config.model, config.audio)
     state = data["model"]
     if not any(".parametrizations." in key for key in state):
         model.remove_weight_norm()

@@ -17,6 +17,7 @@ from typing import Any
 from .files import atomic_write_text
 
 CONFIG_VERSION = 1
+ARCHITECTURES = ("waveglow", "light")  # model.architecture: waveglow.model.WaveGlow, waveglow.light
 
 
 class ConfigError(ValueError):
@@ -79,8 +80,13 @@ class AudioConfig:
 
 @dataclass
 class ModelConfig:
-    """WaveGlow architecture. Defaults are the published NVIDIA model (87,879,272 parameters)."""
+    """Flow architecture. Defaults are the published NVIDIA model (87,879,272 parameters).
 
+    ``architecture`` "light" is the SqueezeWave-style flow of ``waveglow.light`` (``configs/light.yaml``):
+    the same keys, with kernel_size the depthwise kernel and n_group a divisor of audio.hop_length.
+    """
+
+    architecture: str = "waveglow"  # waveglow (the published model) | light (SqueezeWave-style, for CPUs)
     n_mel_channels: int = 80  # must equal audio.n_mel_channels
     n_flows: int = 12  # flow steps (1x1 conv + affine coupling)
     n_group: int = 8  # audio samples squeezed into one vector (even)
@@ -91,7 +97,11 @@ class ModelConfig:
     kernel_size: int = 3  # dilated conv kernel size (odd)
 
     def validate(self) -> None:
-        _positive(self, *[f.name for f in fields(self)])
+        if self.architecture not in ARCHITECTURES:
+            raise ConfigError(
+                f"model.architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}"
+            )
+        _positive(self, *[f.name for f in fields(self) if f.name != "architecture"])
         if self.n_group % 2:
             raise ConfigError(f"model.n_group must be even, got {self.n_group}")
         if self.n_early_size % 2:
@@ -139,6 +149,10 @@ class TrainConfig:
     batch_size: int = 12  # examples per device per step
     learning_rate: float = 1e-4  # Adam
     sigma: float = 1.0  # std of the Gaussian prior during training
+    # Extra objective (0: none, the published maximum likelihood): weight of the multi-resolution STFT
+    # distance between the recording and a synthesis from the same mel through the reverse pass
+    stft_loss_weight: float = 0.0
+    stft_loss_sigma: float = 0.6  # std of z for that synthesis
     grad_clip_thresh: float = 0.0  # max gradient norm (0: no clipping)
     lr_schedule: str = "constant"  # constant | cosine | step
     lr_warmup_steps: int = 0  # linear warm-up steps
@@ -177,6 +191,11 @@ class Config:
                 f"model.n_mel_channels ({self.model.n_mel_channels}) must equal audio.n_mel_channels "
                 f"({self.audio.n_mel_channels})"
             )
+        if self.model.architecture == "light" and self.audio.hop_length % self.model.n_group:
+            raise ConfigError(
+                f"model.architecture light needs audio.hop_length ({self.audio.hop_length}) to be a multiple "
+                f"of model.n_group ({self.model.n_group})"
+            )
         seg = self.data.segment_length
         if seg <= 0 or seg % self.model.n_group:
             raise ConfigError(
@@ -201,6 +220,10 @@ class Config:
             )
         if self.train.lr_schedule == "cosine" and (self.train.lr_decay_steps or self.train.max_steps) <= 0:
             raise ConfigError("train.lr_schedule cosine needs train.lr_decay_steps or train.max_steps")
+        if not (self.train.stft_loss_weight >= 0 and math.isfinite(self.train.stft_loss_weight)):
+            raise ConfigError(f"train.stft_loss_weight must be >= 0, got {self.train.stft_loss_weight}")
+        if not (self.train.stft_loss_sigma >= 0 and math.isfinite(self.train.stft_loss_sigma)):
+            raise ConfigError(f"train.stft_loss_sigma must be >= 0, got {self.train.stft_loss_sigma}")
         if not (self.train.sigma > 0 and math.isfinite(self.train.sigma)):
             raise ConfigError(f"train.sigma must be positive, got {self.train.sigma}")
         if self.train.batch_size <= 0:
@@ -311,7 +334,7 @@ def _positive(obj: Any, *names: str) -> None:
             raise ConfigError(f"{section}.{name} must be a positive integer, got {value!r}")
 
 
-_NVIDIA_MODEL_KEYS = {f.name for f in fields(ModelConfig)} - {"n_mel_channels"}
+_NVIDIA_MODEL_KEYS = {f.name for f in fields(ModelConfig)} - {"n_mel_channels", "architecture"}
 
 
 def _from_nvidia_layout(data: dict[str, Any]) -> dict[str, Any]:

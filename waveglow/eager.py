@@ -15,16 +15,20 @@ from .model import WaveGlow
 
 @contextlib.contextmanager
 def masked_dilations(model: WaveGlow, mask: torch.Tensor) -> Iterator[None]:
-    """Zero the input of every dilated conv beyond each item's length; mask (B, 1, L) bool.
+    """Zero the input of every time-mixing layer (``model.masked_layers()``) beyond each item's length;
+    mask (B, 1, L) bool, transposed for time-major models.
 
     A conv's zero padding does exactly this for an item that runs alone, so a padded batch computes what
     each item computes on its own. ``torch.where`` (not a product) keeps NaN or inf in the padded tail out.
     """
 
+    if getattr(model, "time_major", False):
+        mask = mask.transpose(1, 2)  # (B, L, 1)
+
     def hook(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
         return (torch.where(mask, args[0], torch.zeros((), dtype=args[0].dtype, device=args[0].device)),)
 
-    handles = [layer.register_forward_pre_hook(hook) for wn in model.WN for layer in wn.in_layers]
+    handles = [layer.register_forward_pre_hook(hook) for layer in model.masked_layers()]
     try:
         yield
     finally:

@@ -53,6 +53,9 @@ class WaveGlow(nn.Module):
     ``reverse(z, mel)`` is its exact inverse; ``infer(mel, sigma)`` synthesises from Gaussian noise.
     """
 
+    architecture = "waveglow"
+    time_major = False  # tensors inside are (B, C, L)
+
     def __init__(self, model_cfg: ModelConfig | None = None, audio_cfg: AudioConfig | None = None):
         super().__init__()
         model_cfg = model_cfg if model_cfg is not None else ModelConfig()
@@ -190,6 +193,11 @@ class WaveGlow(nn.Module):
         for wn in self.WN:
             wn.remove_weight_norm()
         return self
+
+    def masked_layers(self) -> list[nn.Module]:
+        """The modules whose input mixes time steps (the dilated convs): a padded batch stays exact when
+        their inputs are zeroed beyond each item's length; their input is (B, C, L)."""
+        return [layer for wn in self.WN for layer in wn.in_layers]
 
     @property
     def has_weight_norm(self) -> bool:

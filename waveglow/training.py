@@ -33,6 +33,7 @@ from .checkpoint import atomic_save
 from .config import Config
 from .distributed import DistEnv, ResumableSampler, setup_distributed
 from .loss import WaveGlowLoss
+from .objective import FlowObjective, SampleLoss
 from .training_log import METRICS_FILE, RunLogger, read_metrics
 
 # Used here, and also imported from waveglow.training by tests and users: build_model, learning_rate_at,
@@ -83,23 +84,34 @@ def train_step(
     grad_clip: float,
     world_size: int = 1,
     stop: bool = False,
+    sample_loss: SampleLoss | None = None,
+    sample_z: torch.Tensor | None = None,
 ) -> StepResult:
     """Forward, backward, clip, and update unless the loss or gradient norm is non-finite on any rank.
 
     audio (B, segment_length) on the training device; the mel is computed here with ``mel_fn`` (the same
     front end as at inference). ``stop`` is this rank's wish to stop; any rank's wish is returned to all.
+    ``model`` is a ``FlowObjective`` (or DDP of one); with ``sample_loss`` and its noise ``sample_z``
+    (B, n_group, T // n_group) the loss adds the weighted MR-STFT distance of the synthesis from z.
     """
     with torch.no_grad():
         mel = mel_fn(audio)  # (B, n_mel, 1 + segment_length // hop_length), float32
     with autocast(audio.device, precision):
-        out = model(audio, mel)
+        out, synthesis = model(audio, mel, sample_z if sample_loss is not None else None)
     terms = loss_fn.terms(out)
+    loss, extra = terms.nll, []
+    if sample_loss is not None and synthesis is not None:
+        distance = sample_loss(synthesis, audio)
+        loss = loss + sample_loss.weight * distance.total
+        extra = [distance.spectral_convergence, distance.log_magnitude, loss]
     optimizer.zero_grad(set_to_none=True)
-    scaler.scale(terms.nll).backward()
+    scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
     max_norm = grad_clip if grad_clip > 0 else math.inf
     grad_norm_t = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
-    stats = torch.stack([terms.nll, terms.nll_no_const, terms.z_term, terms.log_det_s, terms.log_det_w])
+    stats = torch.stack(
+        [terms.nll, terms.nll_no_const, terms.z_term, terms.log_det_s, terms.log_det_w, *extra]
+    )
     stats = stats.detach().float()
     nonfinite = (~torch.isfinite(stats).all()).float().reshape(1)
     stop_flag = torch.full((1,), float(stop), device=stats.device)
@@ -117,6 +129,7 @@ def train_step(
         scaler.step(optimizer)
     scaler.update()  # fp16: shrinks the scale after an overflow; no-op otherwise
     names = ("nll", "nll_no_const", "z_term", "log_det_s", "log_det_w")
+    names += ("stft_sc", "stft_log_mag", "loss") if extra else ()
     return StepResult(dict(zip(names, values)), grad_norm, applied, loss_finite, stop_requested)
 
 
@@ -163,12 +176,19 @@ class Trainer:
         self.train_set, self.held_out = build_datasets(cfg, env)
         self.sampler = ResumableSampler(self.train_set, env, cfg.train.seed)
         self.loader = build_loader(self.train_set, self.sampler, cfg, env)
+        objective = FlowObjective(self.model)
         self.ddp = (
             DistributedDataParallel(
-                self.model, device_ids=[env.device.index] if env.device.type == "cuda" else None
+                objective, device_ids=[env.device.index] if env.device.type == "cuda" else None
             )
             if env.distributed
-            else self.model
+            else objective
+        )
+        tcfg = cfg.train
+        self.sample_loss = (
+            SampleLoss(tcfg.stft_loss_weight, tcfg.stft_loss_sigma, tcfg.seed).to(env.device)
+            if tcfg.stft_loss_weight > 0
+            else None
         )
         self.mel_fn = MelSpectrogram(cfg.audio).to(env.device)
         self.loss_fn = WaveGlowLoss(cfg.train.sigma)
@@ -220,9 +240,13 @@ class Trainer:
             group["lr"] = learning_rate_at(state.step, tcfg)
         time_up = tcfg.max_minutes > 0 and time.monotonic() - self.start_time >= tcfg.max_minutes * 60
         audio = audio.to(self.env.device, non_blocking=True)
+        sample_z = None
+        if self.sample_loss is not None:
+            sample_z = self.sample_loss.noise(audio, self.cfg.model.n_group, state.step, self.env.rank)
         result = train_step(
             self.ddp, audio, self.mel_fn, self.loss_fn, self.optimizer, self.scaler,
             tcfg.precision, tcfg.grad_clip_thresh, self.env.world_size, time_up,
+            self.sample_loss, sample_z,
         )  # fmt: skip
         state.batch_in_epoch += 1
         now = time.perf_counter()

@@ -17,13 +17,13 @@ import torch.distributed as dist
 from torch.nn.utils import parametrizations
 from torch.utils.data import DataLoader
 
+from .architectures import Flow, build_flow
 from .checkpoint import load_model
 from .config import Config, TrainConfig, save_config
 from .data import AudioClipDataset, AudioSegmentDataset
 from .data_check import DataReport, check_files, usable_files
 from .distributed import DistEnv, ResumableSampler
 from .filelists import resolve_files
-from .model import WaveGlow
 from .training_state import TrainingError, latest_checkpoint
 
 log = logging.getLogger(__name__)
@@ -66,22 +66,27 @@ def learning_rate_at(step: int, cfg: TrainConfig) -> float:
 # ------------------------------------------------------------------------------------------------ model
 
 
-def build_model(cfg: Config, init_from: str | Path | None = None) -> WaveGlow:
-    """A WaveGlow initialised from ``train.seed``, or with the weights of ``init_from`` (fine-tuning)."""
+def build_model(cfg: Config, init_from: str | Path | None = None) -> Flow:
+    """The configured flow initialised from ``train.seed``, or with the weights of ``init_from``."""
     torch.manual_seed(cfg.train.seed)
-    model = WaveGlow(cfg.model, cfg.audio)
+    model = build_flow(cfg.model, cfg.audio)
     if init_from:
         load_initial_weights(model, init_from)
     return model
 
 
-def load_initial_weights(model: WaveGlow, path: str | Path) -> None:
+def load_initial_weights(model: Flow, path: str | Path) -> None:
     """Copy the weights of a checkpoint of ours or a published NVIDIA file into ``model`` (same architecture).
 
     Files without weight norm (NVIDIA's, inference exports) are loaded into plain convolutions and weight
     norm is put back, which leaves the outputs unchanged.
     """
     source, source_cfg = load_model(path)
+    if source_cfg.model.architecture != model.model_cfg.architecture:
+        raise TrainingError(
+            f"{path}: holds a {source_cfg.model.architecture!r} flow; this run's model.architecture is "
+            f"{model.model_cfg.architecture!r}. --init-from needs a checkpoint of the same architecture"
+        )
     if asdict(source_cfg.model) != asdict(model.model_cfg):
         raise TrainingError(
             f"{path}: its model config {asdict(source_cfg.model)} differs from this run's "
