@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="mel files (.npy/.pt, (n_mel, F) or (1, n_mel, F)), audio files (copy synthesis), "
         "directories (searched recursively) or .txt filelists (path or path|text per line)",
     )
-    parser.add_argument("--checkpoint", required=True, help="our checkpoint or a published NVIDIA one")
+    parser.add_argument("--checkpoint", required=True, help="our checkpoint, a published NVIDIA one, or the name of a shipped model (e.g. allison-light)")
     parser.add_argument(
         "--output", required=True, help="folder for the wav files (one per input, named after it)"
     )

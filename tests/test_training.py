@@ -309,7 +309,7 @@ def test_the_original_config_json_is_accepted(tmp_path):
     assert cfg.data.data_root == "/data/LJSpeech-1.1"
 
 
-@pytest.mark.parametrize("name", ["ljspeech", "demo", "libritts_24k"])
+@pytest.mark.parametrize("name", ["ljspeech", "demo", "libritts_24k", "light", "allison_light"])
 def test_shipped_configs_load_and_document_every_key(name):
     path = REPO / "configs" / f"{name}.yaml"
     cfg = load_config(path).validate()

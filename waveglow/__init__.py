@@ -2,8 +2,10 @@
 
 from .audio import AudioFileError, MelSpectrogram, load_audio, save_audio
 from .config import AudioConfig, Config, ConfigError, DataConfig, ModelConfig, TrainConfig, load_config
+from .light import LightWaveGlow
 from .loss import LossTerms, WaveGlowLoss
 from .model import FlowOutput, WaveGlow
+from .pretrained import list_pretrained
 
 __all__ = [
     "AudioConfig",
@@ -12,6 +14,7 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "FlowOutput",
+    "LightWaveGlow",
     "LossTerms",
     "MelSpectrogram",
     "ModelConfig",
@@ -21,6 +24,7 @@ __all__ = [
     "WaveGlowLoss",
     "load_audio",
     "load_config",
+    "list_pretrained",
     "load_nvidia_checkpoint",
     "save_audio",
 ]

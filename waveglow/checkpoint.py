@@ -118,13 +118,18 @@ def model_from_payload(data: dict[str, Any], source: str = "checkpoint") -> tupl
 def load_model(
     path: str | Path, map_location: str | torch.device = "cpu", **nvidia_overrides: Any
 ) -> tuple[WaveGlow, Config]:
-    """Rebuild a WaveGlow from any checkpoint we accept: ours, or a published NVIDIA file.
+    """Rebuild a flow from any checkpoint we accept: ours, a published NVIDIA file, or the name of a model
+    that ships with the package (``waveglow.list_pretrained()``).
 
     Returns (model in float32 on ``map_location``, its Config); the file is read on the CPU and the built
     model moved. ``nvidia_overrides`` (e.g. sampling_rate, hop_length) apply only to NVIDIA files, whose
     audio settings are not stored in the file.
     """
     path = Path(path)
+    if not path.exists():
+        from .pretrained import pretrained_path
+
+        path = pretrained_path(str(path)) or path  # a shipped model's name
     try:
         data = load_checkpoint(path, map_location="cpu")
     except CheckpointError as ours_error:

@@ -53,7 +53,7 @@ class Vocoder:
     config. ``precision`` "fp32", "bf16" or "fp16" runs the coupling networks in that dtype; the flow's
     carrier, z, the 1x1 inverses and the output stay float32.
 
-    ``engine`` "fast" (default) synthesises with ``waveglow.fast.FastWaveGlow`` (weight norm, 1x1 inverses,
+    ``engine`` "fast" (default; for WaveGlow, the light flow always runs its own reverse) synthesises with ``waveglow.fast.FastWaveGlow`` (weight norm, 1x1 inverses,
     start and end folded in advance, time-major matrix products; equal to "eager" within float32 rounding,
     1.5x faster on CPU); "eager" runs ``WaveGlow.reverse`` as the original code does, under autocast for
     bf16/fp16. ``compile`` (torch.compile) and ``cuda_graphs`` (one CUDA graph per batch shape) apply to
@@ -76,6 +76,14 @@ class Vocoder:
         bucket_lengths: bool | None = None,
     ):
         _check_options(engine, precision, overlap_frames, denoiser_mode, compile or cuda_graphs)
+        if getattr(model, "architecture", "waveglow") != "waveglow":
+            if compile or cuda_graphs:
+                raise ValueError(
+                    "compile and cuda_graphs apply to the WaveGlow fast engine, not the light flow"
+                )
+            # The light flow is time-major matrix products already (what the fast engine makes of WaveGlow):
+            # it runs its own reverse pass, under autocast for bf16/fp16, whichever engine is asked for.
+            engine = "eager"
         self.bucket_lengths = (compile or cuda_graphs) if bucket_lengths is None else bucket_lengths
         self.config = config
         self.device = torch.device(device) if device is not None else default_device()
@@ -105,6 +113,18 @@ class Vocoder:
         """
         model, config = load_model(path, map_location="cpu", **(audio_overrides or {}))
         return cls(model, config, device=device, precision=precision, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, name: str, **kwargs: Any) -> Vocoder:
+        """A model that ships with the package, by name (``waveglow.list_pretrained()``), offline; the same
+        keyword options as ``from_checkpoint``."""
+        from .pretrained import list_pretrained, pretrained_path
+
+        path = pretrained_path(name)
+        if path is None:
+            shipped = ", ".join(list_pretrained()) or "none"
+            raise ValueError(f"no shipped model named {name!r} (shipped: {shipped})")
+        return cls.from_checkpoint(path, **kwargs)
 
     def _prepare(self, model: WaveGlow, compile: bool, cuda_graphs: bool) -> None:
         """The one place where the model is made ready for inference.
