@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from waveglow import AudioConfig, ModelConfig, bench, bench_report, bench_variants
-from waveglow.flops import model_flops_per_sample
+from waveglow.flops import light_flops_per_sample, model_flops_per_sample
 
 TINY = ModelConfig(n_flows=2, n_early_every=4, n_layers=2, n_channels=16)
 
@@ -153,3 +153,27 @@ def test_synthesis_is_measured_with_tf32_off(tiny_registry, monkeypatch):
         )
         assert torch.backends.cudnn.allow_tf32  # restored afterwards
     assert seen == [False]
+
+
+def test_light_model_is_benchmarked_with_its_own_reverse_and_its_size(monkeypatch, tmp_path):
+    """The light flow: only eager variants apply, its FLOPs are the light count, the models table lists its
+    parameters and GMAC per second of audio; the published light size is 5.7M parameters, ~0.82 GMAC/s."""
+    light = bench_variants.MODELS["light"]
+    assert sum(p.numel() for p in bench_variants.build_model("light").parameters()) == 5_711_456
+    gmac = light_flops_per_sample(light, AudioConfig()) / 2 * 22050 / 1e9
+    assert 0.80 < gmac < 0.84
+    tiny_light = ModelConfig(
+        architecture="light", n_group=128, n_flows=2, n_early_every=4, n_layers=1, n_channels=8
+    )
+    monkeypatch.setitem(bench_variants.MODELS, "tiny-light", tiny_light)
+    result = bench.run_benchmark(
+        "cpu", ["tiny-light"], ["fp32", "bf16"], [1], [0.05],
+        ["eager", "fast-fp32", "eager-autocast-bf16"], rounds=1,
+    )  # fmt: skip
+    assert [row["variant"] for row in result["synthesis"]] == ["eager", "eager-autocast-bf16"]
+    info = result["flops_per_sample"]["tiny-light"]
+    assert info["architecture"] == "light" and "fast" not in info
+    assert info["model"] == light_flops_per_sample(tiny_light, AudioConfig())
+    assert result["synthesis"][0]["max_abs_diff"] == 0.0
+    table = bench_report.format_table(result)
+    assert "| tiny-light | light |" in table and "GMAC per second of audio" in table

@@ -31,12 +31,14 @@ from .bench_variants import (
     default_variants,
     executed_flops,
     make_variant,
+    nominal_flops,
     precision_of,
     tf32,
+    variants_for,
 )
 from .fast import PRECISIONS
 from .files import atomic_write_text
-from .flops import fast_flops_per_sample, model_flops_per_sample
+from .flops import fast_flops_per_sample
 from .loss import WaveGlowLoss
 from .model import WaveGlow
 
@@ -86,7 +88,7 @@ def bench_synthesis(
             )
             times[name].append(elapsed)
     rows = []
-    nominal = model_flops_per_sample(model.model_cfg, audio_cfg)
+    nominal = nominal_flops(model)
     for name in variants:
         _, _, prepare_s, silent, noisy, first_call_s = built[name]
         ratios = [base / mine for base, mine in zip(times["eager"], times[name])]
@@ -159,7 +161,7 @@ def bench_training(
     memory, kind = peak_memory_mb(device)
     step_s = statistics.median(times)
     samples = batch_size * segment_length / step_s
-    gflops = 3 * model_flops_per_sample(model.model_cfg, audio_cfg) * samples / 1e9
+    gflops = 3 * nominal_flops(model) * samples / 1e9
     peak = peak_gflops(device, precision)
     return TrainingRow(
         model=model_name,
@@ -228,16 +230,23 @@ def run_benchmark(
     }
     for model_name in models:
         model = build_model(model_name)
+        flops = nominal_flops(model)
         result["flops_per_sample"][model_name] = {
-            "model": model_flops_per_sample(model.model_cfg, model.audio_cfg),
-            "fast": fast_flops_per_sample(model.model_cfg, model.audio_cfg),
-            "fast_fold": fast_flops_per_sample(model.model_cfg, model.audio_cfg, fold_upsampler=True),
+            "architecture": model.model_cfg.architecture,
+            "model": flops,
+            "gmac_per_second_of_audio": flops / 2 * model.audio_cfg.sampling_rate / 1e9,
             "parameters": sum(p.numel() for p in model.parameters()),
         }
+        if model.model_cfg.architecture == "waveglow":
+            result["flops_per_sample"][model_name] |= {
+                "fast": fast_flops_per_sample(model.model_cfg, model.audio_cfg),
+                "fast_fold": fast_flops_per_sample(model.model_cfg, model.audio_cfg, fold_upsampler=True),
+            }
+        model_names = variants_for(model, names)
         for batch_size in batch_sizes if synthesis else []:
             for seconds in lengths:
                 log.info("synthesis: %s model, batch %d, %.2f s", model_name, batch_size, seconds)
-                rows = bench_synthesis(model, model_name, names, dev, batch_size, seconds, rounds)
+                rows = bench_synthesis(model, model_name, model_names, dev, batch_size, seconds, rounds)
                 result["synthesis"] += [asdict(row) for row in rows]
                 free_memory(dev)
                 report(result)

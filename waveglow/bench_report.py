@@ -59,6 +59,7 @@ SYNTHESIS_COLUMNS = (
     "model", "variant", "batch", "audio s", "samples/s", "x real time", "model GFLOP/s", "executed GFLOP/s",
     "of peak", "vs eager (min-max)", "best vs best", "max diff σ=0", "log-mel L1", "first call s",
 )  # fmt: skip
+MODEL_COLUMNS = ("model", "architecture", "parameters", "GMAC per second of audio")
 TRAINING_COLUMNS = (
     "model", "training precision", "batch", "segment", "step s", "samples/s", "vs fp32", "~GFLOP/s", "of peak",
     "peak memory",
@@ -71,6 +72,19 @@ def format_table(result: dict[str, Any]) -> str:
     lines = [
         f"{env['date']} · {env['device_name']} ({env['device']}, {env['threads']} threads) · torch {env['torch']}"
     ]
+    models = [
+        [
+            name,
+            info.get("architecture", "waveglow"),
+            f"{info['parameters']:,}",
+            f"{info['gmac_per_second_of_audio']:.2f}",
+        ]
+        for name, info in result.get("flops_per_sample", {}).items()
+        if "gmac_per_second_of_audio" in info
+    ]
+    if models:
+        lines += ["", _markdown_row(MODEL_COLUMNS), _markdown_row(["---"] * len(MODEL_COLUMNS))]
+        lines += [_markdown_row(row) for row in models]
     synthesis = [_synthesis_cells(row) for row in result["synthesis"]]
     training = [_training_cells(row, result["training"]) for row in result["training"]]
     for columns, cells in ((SYNTHESIS_COLUMNS, synthesis), (TRAINING_COLUMNS, training)):

@@ -18,12 +18,16 @@ import torch
 
 from .config import AudioConfig, ModelConfig
 from .fast import PRECISIONS, prepare_for_inference
-from .flops import fast_flops_per_sample, model_flops_per_sample
-from .model import WaveGlow
+from .architectures import Flow, build_flow
+from .flops import fast_flops_per_sample, light_flops_per_sample, model_flops_per_sample
 
 MODELS: dict[str, ModelConfig] = {
     "default": ModelConfig(),  # the published model, 87.9M parameters
     "small": ModelConfig(n_flows=8, n_layers=4, n_channels=128),
+    # configs/light.yaml (and the bundled voice): the SqueezeWave-style light flow, 5.7M parameters
+    "light": ModelConfig(
+        architecture="light", n_group=128, n_early_every=2, n_early_size=16, n_layers=8, n_channels=112
+    ),
 }
 
 
@@ -50,12 +54,12 @@ def default_variants(device: torch.device, precisions: list[str]) -> list[str]:
     return names
 
 
-def build_model(name: str, seed: int = 0) -> WaveGlow:
+def build_model(name: str, seed: int = 0) -> Flow:
     """A randomly initialised model of the named size, weight norm kept (as after training)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
     torch.manual_seed(seed)
-    model = WaveGlow(copy.deepcopy(MODELS[name]), AudioConfig())
+    model = build_flow(copy.deepcopy(MODELS[name]), AudioConfig())
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for wn in model.WN:  # couplings that are not identities
@@ -64,16 +68,24 @@ def build_model(name: str, seed: int = 0) -> WaveGlow:
     return model.eval()
 
 
-def copy_model(model: WaveGlow) -> WaveGlow:
+def copy_model(model: Flow) -> Flow:
     """A copy through the state dict (``copy.deepcopy`` fails on weight-norm parametrised convs)."""
-    clone = WaveGlow(copy.deepcopy(model.model_cfg), copy.deepcopy(model.audio_cfg))
+    clone = build_flow(copy.deepcopy(model.model_cfg), copy.deepcopy(model.audio_cfg))
     if not model.has_weight_norm:
         clone.remove_weight_norm()
     clone.load_state_dict(model.state_dict(), strict=True)
-    return clone.to(model.upsample.weight.device).train(model.training)
+    return clone.to(next(model.parameters()).device).train(model.training)
 
 
-def make_variant(name: str, model: WaveGlow, device: torch.device) -> tuple[Any, Callable, float]:
+def variants_for(model: Flow, names: list[str]) -> list[str]:
+    """The variants that apply to ``model``: the fast engine is WaveGlow's; the light flow runs its own
+    (time-major) reverse pass, so only the eager variants apply to it."""
+    if model.model_cfg.architecture == "waveglow":
+        return names
+    return [name for name in names if name.startswith("eager")]
+
+
+def make_variant(name: str, model: Flow, device: torch.device) -> tuple[Any, Callable, float]:
     """name -> (module, infer function (mel, sigma, generator) -> audio, preparation seconds)."""
     start = time.perf_counter()
     if name.startswith("eager"):
@@ -121,11 +133,18 @@ def make_variant(name: str, model: WaveGlow, device: torch.device) -> tuple[Any,
     return fast, fast.infer, time.perf_counter() - start
 
 
-def executed_flops(name: str, model: WaveGlow) -> float:
+def executed_flops(name: str, model: Flow) -> float:
     """FLOPs per output sample that the named variant executes (see ``waveglow.flops``)."""
     if name.startswith("eager"):
-        return model_flops_per_sample(model.model_cfg, model.audio_cfg)
+        return nominal_flops(model)
     return fast_flops_per_sample(model.model_cfg, model.audio_cfg, fold_upsampler="fold" in name.split("-"))
+
+
+def nominal_flops(model: Flow) -> float:
+    """FLOPs per output sample of the model's plain reverse pass (the benchmark's "model GFLOP/s")."""
+    if model.model_cfg.architecture == "light":
+        return light_flops_per_sample(model.model_cfg, model.audio_cfg)
+    return model_flops_per_sample(model.model_cfg, model.audio_cfg)
 
 
 def precision_of(name: str) -> str:

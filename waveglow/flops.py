@@ -66,3 +66,21 @@ def fast_flops_per_sample(
         per_step += (cfg.n_layers - 1) * 2 * C * (C + n_out) + 2 * C * n_out  # residual + folded skips
     upsample = 0.0 if (fold_upsampler and foldable) else 2 * n_mel * n_taps * n_mel
     return per_step / g + upsample / g
+
+
+def light_flops_per_sample(model_cfg: ModelConfig, audio_cfg: AudioConfig) -> float:
+    """FLOPs (multiply-add = 2) per output sample of ``LightWaveGlow.reverse``: per flow the 1x1 inverse,
+    ``start``, the pointwise and residual maps of every layer and ``end`` at every z step, and
+    ``cond_layer`` once per mel frame. The depthwise convolutions (elementwise, 2*k*C per step and layer)
+    are not counted, like the other elementwise work. About 1.65 MFLOP (0.82 MMAC) for configs/light.yaml.
+    """
+    cfg, C, g = model_cfg, model_cfg.n_channels, model_cfg.n_group
+    steps_per_frame = audio_cfg.hop_length // g
+    per_step, remaining = 0.0, cfg.n_group
+    for k, n_in in enumerate(_n_in_per_flow(cfg)):
+        if k > 0 and k % cfg.n_early_every == 0:
+            remaining -= cfg.n_early_size
+        per_step += 2 * remaining * remaining + 2 * n_in * C + 2 * C * 2 * n_in  # 1x1, start, end
+        per_step += cfg.n_layers * (2 * C * 2 * C + 2 * C * C)  # pointwise, residual
+        per_step += 2 * cfg.n_mel_channels * 2 * C * cfg.n_layers / steps_per_frame  # cond at frame rate
+    return per_step / g
