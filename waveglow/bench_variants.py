@@ -16,9 +16,9 @@ from typing import Any
 
 import torch
 
+from .architectures import Flow, build_flow
 from .config import AudioConfig, ModelConfig
 from .fast import PRECISIONS, prepare_for_inference
-from .architectures import Flow, build_flow
 from .flops import fast_flops_per_sample, light_flops_per_sample, model_flops_per_sample
 
 MODELS: dict[str, ModelConfig] = {
