@@ -72,7 +72,8 @@ def light_flops_per_sample(model_cfg: ModelConfig, audio_cfg: AudioConfig) -> fl
     """FLOPs (multiply-add = 2) per output sample of ``LightWaveGlow.reverse``: per flow the 1x1 inverse,
     ``start``, the pointwise and residual maps of every layer and ``end`` at every z step, and
     ``cond_layer`` once per mel frame. The depthwise convolutions (elementwise, 2*k*C per step and layer)
-    are not counted, like the other elementwise work. About 1.65 MFLOP (0.82 MMAC) for configs/light.yaml.
+    are not counted, like the other elementwise work. About 74 kFLOP (0.82 GMAC per second of audio)
+    for configs/light.yaml.
     """
     cfg, C, g = model_cfg, model_cfg.n_channels, model_cfg.n_group
     steps_per_frame = audio_cfg.hop_length // g

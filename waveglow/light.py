@@ -41,9 +41,9 @@ class DepthwiseConv(nn.Module):
         pad = kernel // 2
         padded = F.pad(x, (0, 0, pad, pad))  # (B, L + 2*pad, C)
         weight = self.weight.to(x.dtype)
-        out = self.bias.to(x.dtype) + padded[:, :length] * weight[0]
+        out = torch.addcmul(self.bias.to(x.dtype), padded[:, :length], weight[0])
         for j in range(1, kernel):
-            out = out + padded[:, j : j + length] * weight[j]
+            out = torch.addcmul(out, padded[:, j : j + length], weight[j])
         return out
 
 
@@ -80,15 +80,27 @@ class LightWN(nn.Module):
 
     def forward(self, x: torch.Tensor, mel_t: torch.Tensor, repeat: int) -> torch.Tensor:
         """x (B, L, n_in), mel_t (B, F, n_mel) with F*repeat >= L -> (B, L, 2*n_in)."""
-        length, n_channels = x.shape[1], self.n_channels
-        cond = self.cond_layer(mel_t)  # (B, F, 2*C*n_layers), at frame rate
-        cond = cond.repeat_interleave(repeat, dim=1)[:, :length]  # (B, L, 2*C*n_layers)
+        batch, length, _ = x.shape
+        n_channels = self.n_channels
+        frames = -(-length // repeat)
+        cond = self.cond_layer(mel_t[:, :frames])  # (B, F', 2*C*n_layers), at frame rate
         hidden = self.start(x)  # (B, L, C)
         for i, (layer, res_layer) in enumerate(zip(self.in_layers, self.res_layers)):
-            acts = layer(hidden) + cond[..., 2 * n_channels * i : 2 * n_channels * (i + 1)]
+            cond_i = cond[..., 2 * n_channels * i : 2 * n_channels * (i + 1)]
+            acts = add_per_frame(layer(hidden), cond_i, repeat)  # (B, L, 2C)
             gated = torch.tanh(acts[..., :n_channels]) * torch.sigmoid(acts[..., n_channels:])
             hidden = hidden + res_layer(gated)
         return self.end(hidden)
+
+
+def add_per_frame(steps: torch.Tensor, frames: torch.Tensor, repeat: int) -> torch.Tensor:
+    """steps (B, L, D) + frames (B, ceil(L / repeat), D), frame f added to steps f*repeat .. f*repeat+repeat-1,
+    without materialising the repeated frames when L is a whole number of frames."""
+    batch, length, dim = steps.shape
+    if length % repeat == 0:
+        view = steps.reshape(batch, length // repeat, repeat, dim) + frames.unsqueeze(2)
+        return view.reshape(batch, length, dim)
+    return steps + frames.repeat_interleave(repeat, dim=1)[:, :length]
 
 
 class LightWaveGlow(nn.Module):
@@ -131,6 +143,7 @@ class LightWaveGlow(nn.Module):
                 )
             )
         self.n_remaining_channels = remaining
+        self._inverse_cache: dict[int, tuple[tuple, torch.Tensor]] = {}
 
     def _early_before(self, k: int) -> bool:
         return k > 0 and k % self.model_cfg.n_early_every == 0
@@ -166,9 +179,25 @@ class LightWaveGlow(nn.Module):
     def _mix(self, x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
         """x (B, L, C) -> x W^T (or x W^-T), outside autocast in x's dtype."""
         conv = self.convinv[k]
-        weight = conv.inverse_weight() if inverse else conv.conv.weight
+        weight = self._inverse_weight(k) if inverse else conv.conv.weight
         with torch.autocast(x.device.type, enabled=False):
             return x @ weight.squeeze(-1).to(x.dtype).T
+
+    def _inverse_weight(self, k: int) -> torch.Tensor:
+        """W_k^-1 (C, C, 1). Without autograd (synthesis), the inverse is kept and reused while the weight is
+        unchanged (same tensor, same version counter), so it never goes stale; with autograd it is always
+        computed anew, so gradients flow through it."""
+        conv = self.convinv[k]
+        weight = conv.conv.weight
+        if torch.is_grad_enabled() and weight.requires_grad:
+            return conv.inverse_weight()
+        key = (weight.data_ptr(), weight._version, weight.device, weight.dtype)
+        cached = self._inverse_cache.get(k)
+        if cached is None or cached[0] != key:
+            with torch.inference_mode(False), torch.no_grad():
+                cached = (key, conv.inverse_weight().detach())
+            self._inverse_cache[k] = cached
+        return cached[1]
 
     def forward(self, audio: torch.Tensor, mel: torch.Tensor) -> FlowOutput:
         """audio (B, T) with T a multiple of n_group, mel (B, n_mel, F) covering T -> FlowOutput."""
