@@ -11,8 +11,9 @@ import logging
 import sys
 
 from waveglow.batch import synthesize_files
-from waveglow.checkpoint import CheckpointError
+from waveglow.cli import EXIT_BAD_FILES, EXIT_ERROR, EXIT_OK, USER_ERRORS, error_exit
 from waveglow.inference import DEFAULT_MAX_FRAMES, DEFAULT_OVERLAP_FRAMES, ENGINES, PRECISIONS
+from waveglow.interrupts import StopSignals, signal_exit_code
 from waveglow.nvidia import add_audio_override_args, audio_overrides
 
 
@@ -27,7 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="mel files (.npy/.pt, (n_mel, F) or (1, n_mel, F)), audio files (copy synthesis), "
         "directories (searched recursively) or .txt filelists (path or path|text per line)",
     )
-    parser.add_argument("--checkpoint", required=True, help="our checkpoint, a published NVIDIA one, or the name of a shipped model (e.g. allison-light)")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="our checkpoint, a published NVIDIA one, or the name of a shipped model (e.g. allison-light)",
+    )
     parser.add_argument(
         "--output", required=True, help="folder for the wav files (one per input, named after it)"
     )
@@ -86,31 +91,41 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    stop = StopSignals("finishing the current batch, then stopping; rerun the command to continue")
     try:
-        summary = synthesize_files(
-            args.checkpoint,
-            args.inputs,
-            args.output,
-            sigma=args.sigma,
-            denoise=args.denoise,
-            precision=args.precision,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            device=args.device,
-            max_frames=args.max_frames,
-            overlap_frames=args.overlap_frames,
-            overwrite=args.overwrite,
-            progress=not args.no_progress,
-            engine=args.engine,
-            compile=args.compile,
-            cuda_graphs=args.cuda_graphs,
-            audio_overrides=audio_overrides(args),
-        )
-    except (CheckpointError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        with stop:
+            summary = synthesize_files(
+                args.checkpoint,
+                args.inputs,
+                args.output,
+                sigma=args.sigma,
+                denoise=args.denoise,
+                precision=args.precision,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                device=args.device,
+                max_frames=args.max_frames,
+                overlap_frames=args.overlap_frames,
+                overwrite=args.overwrite,
+                progress=not args.no_progress,
+                engine=args.engine,
+                compile=args.compile,
+                cuda_graphs=args.cuda_graphs,
+                audio_overrides=audio_overrides(args),
+                stop=stop,
+            )
+    except (*USER_ERRORS, ValueError) as exc:
+        return error_exit(exc)
+    except KeyboardInterrupt:  # a second Ctrl-C: the file being written was not renamed into place
+        print("error: interrupted; every finished wav is whole, rerun to continue", file=sys.stderr)
+        return signal_exit_code("SIGINT")
     print(summary.report())
-    return 1 if summary.failures else 0
+    if summary.write_error:
+        print(f"error: cannot write {summary.write_error}", file=sys.stderr)
+        return EXIT_ERROR
+    if summary.interrupted:
+        return signal_exit_code(summary.interrupted)
+    return EXIT_BAD_FILES if summary.failures else EXIT_OK
 
 
 if __name__ == "__main__":

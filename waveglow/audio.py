@@ -7,6 +7,7 @@ it, and :func:`check_mel` recognises mels in a convention other than the configu
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 from pathlib import Path
@@ -101,7 +102,11 @@ def save_audio(
         audio = audio.detach().float().cpu().numpy()
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     audio = np.clip(np.nan_to_num(audio, nan=0.0), -1.0, 1.0)
-    atomic_write(path, lambda handle: sf.write(handle, audio, sampling_rate, subtype=subtype, format="WAV"))
+    # Encoded in memory first: soundfile writes to a file object through callbacks that swallow write errors
+    # (a full disk) with noise on stderr; one plain write of the bytes fails cleanly instead.
+    encoded = io.BytesIO()
+    sf.write(encoded, audio, sampling_rate, subtype=subtype, format="WAV")
+    atomic_write(path, lambda handle: handle.write(encoded.getbuffer()))
 
 
 # ------------------------------------------------------------------------------------------ mel filterbank
@@ -299,10 +304,14 @@ def check_mel(mel: torch.Tensor, audio_cfg: AudioConfig | None = None) -> list[s
     described = (
         f"a {kind} mel (floor {floor:.4g} = log(mel_clip), at most {ceiling:.4g} for audio in [-1, 1])"
     )
+    guess = _guess(low, high, cfg)
     if low < floor - tolerance:
-        issues.append(f"values go down to {low:.4g}, below the floor of {described}{_guess(low, high, cfg)}")
+        issues.append(f"values go down to {low:.4g}, below the floor of {described}{guess}")
     if high > ceiling + 0.7 / nats:
-        issues.append(f"values reach {high:.4g}, above the ceiling of {described}{_guess(low, high, cfg)}")
+        if issues:  # the convention and the guess were said with the floor: not twice
+            issues.append(f"values reach {high:.4g}, above its ceiling")
+        else:
+            issues.append(f"values reach {high:.4g}, above the ceiling of {described}{guess}")
     at_low = values <= low + 1e-6 * max(1.0, abs(low))
     floor_hits = float(at_low.double().mean())
     # A floor needs repeated values: the minimum of a short mel is always "hit" once.

@@ -8,6 +8,7 @@ does not depend on the batch size, the sharding or resuming.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import pickle
@@ -22,14 +23,20 @@ import torch
 
 from .audio import AudioFileError, load_audio, save_audio
 from .config import AudioConfig
+from .device import check_device
+from .filelists import AUDIO_SUFFIXES, DataError, read_filelist
+from .files import temporary_files
 from .inference import DEFAULT_MAX_FRAMES, DEFAULT_OVERLAP_FRAMES, Vocoder
 from .inputs import InputError, item_seed, validate_mel
+from .interrupts import StopSignals
 
 log = logging.getLogger(__name__)
 
 MEL_EXTENSIONS = (".npy", ".pt")
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
+AUDIO_EXTENSIONS = AUDIO_SUFFIXES  # the one list: what training reads, copy synthesis reads
 FILELIST_EXTENSIONS = (".txt",)
+# Write errors that every later file in the folder would meet too: the job stops at the first one.
+FOLDER_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 
 @dataclass
@@ -56,6 +63,9 @@ class JobSummary:
     sampling_rate: int = 0
     synthesis_seconds: float = 0.0  # model time (incl. denoising), excluding file I/O
     wall_seconds: float = 0.0
+    interrupted: str | None = None  # the signal that ended the job early ("SIGINT", "SIGTERM")
+    write_error: str | None = None  # a full disk (or read-only folder) that ended the job early
+    not_started: int = 0  # inputs left for a rerun after an interruption or a write error
 
     @property
     def audio_seconds(self) -> float:
@@ -80,24 +90,23 @@ class JobSummary:
             f"({self.wall_seconds:.2f} s wall): {self.samples_per_second:,.0f} samples/s, "
             f"real-time factor {self.real_time_factor:.4f}",
         ]
+        if self.interrupted or self.write_error:
+            why = f"by {self.interrupted}" if self.interrupted else f"at a write error ({self.write_error})"
+            lines.append(
+                f"stopped {why}: {self.not_started} input(s) not started; run the same command again to "
+                "finish them (finished files are skipped)"
+            )
         lines += [f"FAILED {source}: {reason}" for source, reason in self.failures]
         return "\n".join(lines)
 
 
 def _read_filelist(path: Path) -> list[Path]:
-    """Paths in a filelist: one per line, optionally 'path|text...'; relative to the list's folder."""
+    """Paths in a filelist (``filelists.read_filelist``, the one reader: a byte-order mark, blank lines and
+    ``#`` comments are skipped, 'path|text...' lines give their path); relative to the list's folder."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read filelist ({exc})") from exc
-    paths = []
-    for line in text.splitlines():
-        entry = line.split("|", 1)[0].strip()
-        if entry and not entry.startswith("#"):
-            paths.append(Path(entry) if Path(entry).is_absolute() else path.parent / entry)
-    if not paths:
-        raise InputError(f"{path}: filelist names no files")
-    return paths
+        return read_filelist(path)
+    except DataError as exc:
+        raise InputError(str(exc)) from exc
 
 
 def _kind(path: Path) -> str | None:
@@ -120,7 +129,7 @@ def collect_inputs(
     for raw in inputs:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and _kind(p) is not None)
+            found = _folder_inputs(path, output_dir)
             if not found:
                 failures.append((str(path), "directory holds no mel or audio files"))
             candidates += [(p, p.relative_to(path).with_suffix(".wav")) for p in found]
@@ -156,6 +165,43 @@ def collect_inputs(
         taken[output.resolve()] = resolved
         items.append(JobItem(source, output, kind, item_seed(seed, relative.as_posix())))
     return items, failures
+
+
+def _folder_inputs(folder: Path, output_dir: Path) -> list[Path]:
+    """The mel and audio files under ``folder`` (sorted), less this job's own outputs from an earlier run:
+    everything under ``output_dir`` when it lies inside ``folder``, and, when it is ``folder`` itself, each
+    wav that another input there is synthesised into (a.wav beside a.npy). A rerun then sees the same
+    inputs as the first run."""
+    found = sorted(p for p in folder.rglob("*") if p.is_file() and _kind(p) is not None)
+    folder_abs, output_abs = folder.resolve(), output_dir.resolve()
+    if output_abs != folder_abs and output_abs.is_relative_to(folder_abs):
+        return [p for p in found if not p.resolve().is_relative_to(output_abs)]
+    if output_abs == folder_abs:
+        wanted = {p.with_suffix(".wav") for p in found if p.suffix.lower() != ".wav"}
+        return [p for p in found if p not in wanted]
+    return found
+
+
+def finished_output(path: Path) -> bool:
+    """Whether ``path`` is a finished output: a wav whose header reads and that holds samples. A file left
+    empty or damaged by something else (our writes are atomic) is not, and is written again."""
+    try:
+        import soundfile as sf
+
+        return path.is_file() and sf.info(str(path)).frames > 0
+    except Exception:  # noqa: BLE001 - soundfile raises several types for damaged files
+        return False
+
+
+def remove_stale_temporaries(items: Sequence[JobItem]) -> int:
+    """Delete the temporary files that a killed earlier run left beside these items' outputs; returns how
+    many. Only this job's own outputs: another process writing other files in the folder is left alone."""
+    removed = 0
+    for item in items:
+        for stale in temporary_files(item.output):
+            stale.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def load_mel_file(path: Path, audio_cfg: AudioConfig) -> torch.Tensor:
@@ -230,13 +276,16 @@ def synthesize_files(
     compile: bool = False,
     cuda_graphs: bool = False,
     audio_overrides: dict[str, Any] | None = None,
+    stop: StopSignals | None = None,
 ) -> JobSummary:
     """Write one 16-bit wav per input into ``output_dir``; a bad input is reported, the others still written.
 
     Mel files (.npy/.pt, (n_mel, F) or (1, n_mel, F)) are vocoded, audio files copy-synthesised; inputs
     (``collect_inputs``) are sharded over ranks (rank r takes items r::world_size, torchrun's env by
     default), existing outputs are skipped unless ``overwrite``, and batches group inputs of similar length.
-    engine, compile, cuda_graphs, audio_overrides: as in ``Vocoder.from_checkpoint``.
+    engine, compile, cuda_graphs, audio_overrides: as in ``Vocoder.from_checkpoint``. ``stop``: an entered
+    ``interrupts.StopSignals``; once it has received a signal, the job ends after the current batch (every
+    file written so far is whole) and the summary says how many were not started.
     """
     from tqdm import tqdm
 
@@ -256,10 +305,17 @@ def synthesize_files(
     for source, reason in summary.failures:
         log.warning("%s: %s", source, reason)
     mine = items[rank::world_size]
-    todo = [item for item in mine if overwrite or not item.output.exists()]
+    if remove_stale_temporaries(mine):
+        log.info("removed temporary files left by an interrupted earlier run")
+    todo = [item for item in mine if overwrite or not finished_output(item.output)]
+    for item in todo:
+        if not overwrite and item.output.exists():
+            log.warning("%s: exists but is not a finished wav; writing it again", item.output)
     summary.skipped = len(mine) - len(todo)
     if device == "cuda" and world_size > 1:  # one GPU per process under torchrun
         device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"
+    if vocoder is None:
+        check_device(device)  # a clean error for a device this machine lacks, before the model is read
     if todo and vocoder is None:
         vocoder = Vocoder.from_checkpoint(
             checkpoint,
@@ -274,8 +330,15 @@ def synthesize_files(
     if vocoder is not None:
         summary.sampling_rate = vocoder.sampling_rate
     bar = tqdm(total=len(todo), unit="file", disable=not progress or rank != 0, desc="synthesis")
+    failed_before = len(summary.failures)
     pool_size = batch_size * 16  # read this many, sort them by length, synthesise in batches
+
+    def stopping() -> bool:
+        return summary.write_error is not None or (stop is not None and stop.received is not None)
+
     for pool_start in range(0, len(todo), pool_size):
+        if stopping():
+            break
         loaded = []
         for item in todo[pool_start : pool_start + pool_size]:
             try:
@@ -284,8 +347,13 @@ def synthesize_files(
                 _fail(summary, item, _reason(exc, item.source), bar)
         loaded.sort(key=lambda entry: entry.mel.shape[1])
         for start in range(0, len(loaded), batch_size):
+            if stopping():
+                break
             _run_batch(vocoder, loaded[start : start + batch_size], summary, bar, sigma, denoise, max_frames)
     bar.close()
+    if stopping():
+        summary.interrupted = stop.received if stop is not None else None
+        summary.not_started = len(todo) - summary.written - (len(summary.failures) - failed_before)
     summary.wall_seconds = time.perf_counter() - started
     return summary
 
@@ -316,7 +384,12 @@ def _run_batch(
         audio = _timed_synthesis(vocoder, batch, summary, sigma, denoise, max_frames)
     except (RuntimeError, ValueError) as exc:
         if len(batch) == 1:
-            _fail(summary, batch[0].item, f"synthesis failed ({type(exc).__name__}: {exc})", bar)
+            detail = (str(exc).strip().splitlines() or [""])[0][:300]
+            hint = ""
+            if "out of memory" in str(exc) or "can't allocate memory" in str(exc):
+                frames = batch[0].mel.shape[1]
+                hint = f"; this mel has {frames} frames: a smaller --max-frames (now {max_frames}) bounds the memory"
+            _fail(summary, batch[0].item, f"synthesis failed ({type(exc).__name__}: {detail}){hint}", bar)
             return
         log.warning("a batch of %d failed (%s); retrying one by one", len(batch), exc)
         if vocoder.device.type == "cuda":
@@ -325,10 +398,15 @@ def _run_batch(
             _run_batch(vocoder, [entry], summary, bar, sigma, denoise, max_frames)
         return
     for entry, wav in zip(batch, audio):
+        if summary.write_error is not None:
+            return  # the folder takes no more files: the rest of the batch is "not started"
         try:
             save_audio(entry.item.output, wav[: entry.n_samples], vocoder.sampling_rate)
         except (OSError, RuntimeError) as exc:
-            _fail(summary, entry.item, f"cannot write {entry.item.output} ({exc})", bar)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            _fail(summary, entry.item, f"cannot write {entry.item.output}: {reason}", bar)
+            if isinstance(exc, OSError) and exc.errno in FOLDER_ERRNOS:
+                summary.write_error = f"{entry.item.output.parent}: {reason}"
             continue
         summary.written += 1
         summary.audio_samples += min(entry.n_samples, wav.shape[0])

@@ -10,7 +10,10 @@ Layout (format_version 1)::
 
 from __future__ import annotations
 
+import pickle
+import re
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,11 @@ FORMAT_VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, of an unsupported version, or does not fit the model."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint's pickle references a global that a WaveGlow checkpoint does not need (it could run code);
+    the file was refused and nothing in it was executed."""
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
@@ -70,15 +78,22 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(f"{path}: checkpoint not found")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: checkpoint file is empty")
+    if is_truncated(path):
+        raise CheckpointError(
+            f"{path}: truncated or damaged (its zip archive has no readable end); was the copy, download or "
+            "write complete?"
+        )
     try:
         with (
             warnings.catch_warnings()
         ):  # a foreign (e.g. NVIDIA protocol-4) file: we explain failures ourselves
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             data = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise _refusal(path, exc) from None
     except Exception as exc:  # noqa: BLE001
         raise CheckpointError(
-            f"{path}: not a loadable checkpoint of ours ({type(exc).__name__}: {exc})"
+            f"{path}: not a loadable checkpoint of ours ({type(exc).__name__}: {_first_line(exc)})"
         ) from exc
     if not isinstance(data, dict) or "format_version" not in data:
         raise CheckpointError(f"{path}: not a checkpoint of ours (no format_version)")
@@ -88,6 +103,47 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             f"{path}: checkpoint format version {version!r} is not supported (this code reads 1..{FORMAT_VERSION})"
         )
     return data
+
+
+def is_truncated(path: str | Path) -> bool:
+    """Whether ``path`` starts as torch.save's zip archive but has no readable central directory (the zip's
+    end): a file cut short. Cheap: reads the file's head and its end, not the tensors."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(4) != b"PK\x03\x04":
+                return False  # not a zip (a legacy torch.save file, or not ours at all)
+        with zipfile.ZipFile(path) as archive:
+            return not archive.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return True
+
+
+def _refusal(path: Path, exc: pickle.UnpicklingError) -> CheckpointError:
+    """The error for a file that ``torch.load(weights_only=True)`` refused: unsafe (its pickle names a global
+    that could run code) or corrupt. torch's own message advises retrying with ``weights_only=False``, which
+    would run whatever the file holds: that advice is never passed on."""
+    message = str(exc)
+    detail = message.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation", 1)[0]
+    found = re.search(r"GLOBAL (\S+)", detail)
+    name = found.group(1).rstrip(".,") if found else ""
+    if found and all(part.isidentifier() for part in found.group(1).split(".")):
+        return UnsafeCheckpointError(
+            f"{path}: refused: its pickle references {name!r}, which a checkpoint does not need and which "
+            "could run code; nothing was executed"
+        )
+    lines = [
+        line.strip()
+        for line in detail.splitlines()
+        if line.strip() and "weights_only" not in line and "Weights only load failed" not in line
+    ]
+    reason = "damaged pickle" if found else lines[0][:200] if lines else "unreadable pickle"
+    return CheckpointError(f"{path}: not a loadable checkpoint (corrupt, or not a torch.save file: {reason})")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first sentence of an error message (torch's go on for lines); for an empty EOFError, what it means."""
+    text = (str(exc).strip().splitlines() or [""])[0].split(". ", 1)[0][:300]
+    return text or ("the file ends early (truncated?)" if isinstance(exc, EOFError) else "no detail")
 
 
 def model_from_payload(data: dict[str, Any], source: str = "checkpoint") -> tuple[WaveGlow, Config]:
@@ -111,7 +167,8 @@ def model_from_payload(data: dict[str, Any], source: str = "checkpoint") -> tupl
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{source}: weights do not fit the model in its config ({exc})") from exc
+        detail = " ".join(str(exc).split())  # torch's message spans lines
+        raise CheckpointError(f"{source}: weights do not fit the model in its config ({detail})") from exc
     return model, config
 
 

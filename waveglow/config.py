@@ -10,6 +10,7 @@ import copy
 import dataclasses
 import json
 import math
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -273,7 +274,10 @@ def load_config(path: str | Path) -> Config:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from exc
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
@@ -286,9 +290,47 @@ def load_config(path: str | Path) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping of sections")
     try:
-        return Config.from_dict(data)
+        cfg = Config.from_dict(data)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from exc
+    return resolve_data_paths(cfg, path.parent)
+
+
+def resolve_data_paths(cfg: Config, config_dir: str | Path | None = None) -> Config:
+    """Make the relative ``data.*`` paths absolute, once, so that the run's saved config.yaml (and
+    ``--resume``) works from any working directory. Changes ``cfg`` in place and returns it.
+
+    A relative path is looked up in the working directory first (as it always was), then, for the file
+    specs, under ``data.data_root`` (where it stays relative: resolved there at use), then in
+    ``config_dir`` (the config file's folder); the first place where it exists wins. A path found nowhere
+    is left as written (the data check names it). ``cache_dir``, which need not exist yet, is taken in the
+    working directory unless it exists in ``config_dir``.
+    """
+    data = cfg.data
+    folders = [Path.cwd()] + ([Path(config_dir)] if config_dir is not None else [])
+    data.data_root = _resolved(data.data_root, folders)
+    for key in ("training_files", "validation_files"):
+        value = getattr(data, key)
+        if value and not Path(value).is_absolute() and not Path(value).exists():
+            if data.data_root and (Path(data.data_root) / value).exists():
+                continue  # under data_root: resolve_files finds it there
+        setattr(data, key, _resolved(value, folders))
+    if data.cache_dir and not Path(data.cache_dir).is_absolute():
+        found = _resolved(data.cache_dir, folders)
+        data.cache_dir = found if Path(found).is_absolute() else os.path.abspath(data.cache_dir)
+    return cfg
+
+
+def _resolved(value: str, folders: list[Path]) -> str:
+    """``value`` made absolute in the first of ``folders`` where it exists; unchanged if absolute, empty or
+    found nowhere."""
+    if not value or Path(value).is_absolute():
+        return value
+    for folder in folders:
+        candidate = folder / value
+        if candidate.exists():
+            return os.path.abspath(candidate)  # not resolve(): keep the user's symlinks
+    return value
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

@@ -50,8 +50,9 @@ class DataReport:
         """True when no file is bad."""
         return not self.bad
 
-    def format(self, max_listed: int = 50) -> str:
-        """A multi-line report: totals, rates, then every bad file and warning (up to ``max_listed`` each)."""
+    def format(self, max_listed: int | None = 50) -> str:
+        """A multi-line report: totals, rates, then every bad file and warning (up to ``max_listed`` each;
+        None: all of them)."""
         total = len(self.good) + len(self.bad)
         rates = ", ".join(f"{rate} Hz: {n}" for rate, n in sorted(self.sample_rates.items())) or "none"
         lines = [
@@ -71,12 +72,14 @@ class DataReport:
             reasons = Counter(reason.split(" (", 1)[0].split(":", 1)[0] for _, reason in self.bad)
             lines.append("bad files (" + ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) + "):")
             lines += [f"  {path}: {reason}" for path, reason in self.bad[:max_listed]]
-            if len(self.bad) > max_listed:
-                lines.append(f"  ... and {len(self.bad) - max_listed} more")
+            if max_listed is not None and len(self.bad) > max_listed:
+                lines.append(
+                    f"  ... and {len(self.bad) - max_listed} more (train.py --check-data lists them all)"
+                )
         if self.warnings:
             lines.append("warnings:")
             lines += [f"  {path}: {note}" for path, note in self.warnings[:max_listed]]
-            if len(self.warnings) > max_listed:
+            if max_listed is not None and len(self.warnings) > max_listed:
                 lines.append(f"  ... and {len(self.warnings) - max_listed} more")
         return "\n".join(lines)
 

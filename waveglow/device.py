@@ -9,6 +9,40 @@ import torch
 from torch import nn
 
 
+class DeviceError(ValueError):
+    """A device option names a device this machine (or this torch build) does not have."""
+
+
+def check_device(name: str | torch.device | None, option: str = "--device") -> torch.device:
+    """The device that ``name`` means ("auto" or None: ``default_device()``), or DeviceError naming ``option`` when it is malformed or absent here, before any model is built."""
+    if name is None or str(name) == "auto":
+        return default_device()
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise DeviceError(f"{option} {name}: not a device name (e.g. cpu, cuda, cuda:1, mps)") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"{option} {name}: no CUDA device is available on this machine "
+                f"({'this torch build has no CUDA' if torch.version.cuda is None else 'none found'}); use cpu"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"{option} {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                f"cuda:0..cuda:{torch.cuda.device_count() - 1}"
+            )
+    elif device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise DeviceError(f"{option} {name}: MPS is not available on this machine; use cpu")
+    elif device.type not in ("cpu", "cuda", "mps"):
+        try:
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError) as exc:
+            reason = str(exc).splitlines()[0].split(". ")[0][:200]
+            raise DeviceError(f"{option} {name}: not usable here ({reason})") from exc
+    return device
+
+
 def default_device() -> torch.device:
     """cuda (this process's LOCAL_RANK under torchrun) when available, else cpu."""
     if torch.cuda.is_available():

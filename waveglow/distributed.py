@@ -15,6 +15,7 @@ import torch.distributed as dist
 from torch.utils.data import DistributedSampler
 
 from .data import AudioSegmentDataset
+from .device import check_device
 from .training_state import TrainingError
 
 
@@ -39,10 +40,10 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     """ "auto" -> cuda:local_rank when CUDA is available, else cpu; "cuda" -> cuda:local_rank."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device("cuda", local_rank) if name == "cuda" else torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if name == "cuda" and not torch.cuda.is_available():
         raise TrainingError(f"train.device is {name!r} but no CUDA device is available (use auto or cpu)")
-    return device
+    device = check_device(name, option="train.device")  # DeviceError for a malformed or absent device
+    return torch.device("cuda", local_rank) if name == "cuda" else device
 
 
 def setup_distributed(device_name: str) -> DistEnv:

@@ -34,16 +34,20 @@ def read_filelist(path: str | Path, data_root: str | Path | None = None) -> list
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: filelist not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # -sig: a byte-order mark is not part of the first path
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read filelist ({exc})") from exc
     root = Path(data_root) if data_root else path.parent
     paths = []
-    for raw in path.read_text(encoding="utf-8-sig").splitlines():
+    for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         entry = Path(line.split("|", 1)[0].strip())
         paths.append(entry if entry.is_absolute() else root / entry)
     if not paths:
-        raise DataError(f"{path}: filelist holds no audio paths")
+        raise DataError(f"{path}: filelist names no files")
     return paths
 
 
@@ -100,7 +104,11 @@ def ljspeech_files(root: str | Path, split: str = "train") -> list[Path]:
     root = Path(root)
     metadata = root / "metadata.csv"
     ids = []
-    for number, raw in enumerate(metadata.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = metadata.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"{metadata}: cannot read ({exc})") from exc
+    for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue

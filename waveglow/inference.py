@@ -36,7 +36,15 @@ from .denoiser import BIAS_MODES, Denoiser
 from .device import check_precision, default_device
 from .eager import eager_reverse
 from .fast import PRECISIONS, FastWaveGlow, prepare_for_inference
-from .inputs import MelInput, as_audio_batch, as_mel_batch, bucket_frames, draw_seeds, split_mels
+from .inputs import (
+    InputError,
+    MelInput,
+    as_audio_batch,
+    as_mel_batch,
+    bucket_frames,
+    draw_seeds,
+    split_mels,
+)
 from .likelihood import LogLikelihood, log_likelihood
 from .model import WaveGlow
 
@@ -329,10 +337,19 @@ class Vocoder:
         generator: torch.Generator | None = None,
         seeds: Sequence[int] | None = None,
     ) -> torch.Tensor:
-        """audio (T,) or (B, T) -> its resynthesis from its own mel, (B, T) float32."""
+        """audio (T,) or (B, T) -> its resynthesis from its own mel, (B, T) float32.
+
+        The mel comes from this vocoder's own front end, so it is not checked against the mel convention
+        (loud or noisy audio would otherwise be warned about as "a log10 mel").
+        """
         audio = as_audio_batch(audio, self.device)
-        out = self(self.mel(audio), sigma=sigma, denoise=denoise, generator=generator, seeds=seeds)
-        return out[:, : audio.shape[1]]
+        mels = list(self.mel(audio))  # B x (n_mel, F)
+        if seeds is None:
+            seeds = draw_seeds(len(mels), generator)
+        elif len(seeds) != len(mels):
+            raise ValueError(f"got {len(seeds)} seeds for {len(mels)} audio items")
+        out = self.synthesize(mels, list(seeds), sigma=sigma, denoise=denoise)
+        return torch.stack(out)[:, : audio.shape[1]]
 
     @torch.inference_mode()
     def score(self, audio: MelInput, mel: MelInput | None = None) -> LogLikelihood:
@@ -341,10 +358,10 @@ class Vocoder:
         Runs ``model.forward`` in float32 whatever the precision, with the prior sigma the model was trained
         with (``config.train.sigma``); T is cut to a multiple of n_group.
         """
-        audio = as_audio_batch(audio, self.device)
+        audio = as_audio_batch(audio, self.device)  # InputError for NaN/inf samples (a NaN score otherwise)
         audio = audio[:, : audio.shape[1] - audio.shape[1] % self.n_group]
         if audio.shape[1] == 0:
-            raise ValueError(f"audio is shorter than n_group={self.n_group} samples")
+            raise InputError(f"audio: shorter than n_group={self.n_group} samples")
         mel_batch = self.mel(audio) if mel is None else as_mel_batch(mel, self.device)
         return log_likelihood(self._plain_model_on_device(), audio, mel_batch, self.config.train.sigma)
 

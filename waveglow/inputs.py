@@ -112,24 +112,40 @@ def split_mels(
     return mels, False
 
 
-def as_mel_batch(mel: MelInput, device: torch.device) -> torch.Tensor:
-    """mel (n_mel, F) or (B, n_mel, F), tensor or array -> float32 (B, n_mel, F) on ``device``."""
+def as_mel_batch(mel: MelInput, device: torch.device, source: str = "mel") -> torch.Tensor:
+    """mel (n_mel, F) or (B, n_mel, F), tensor or array -> float32 (B, n_mel, F) on ``device``; InputError
+    naming ``source`` for another shape or NaN/inf values."""
     if isinstance(mel, np.ndarray):
         mel = torch.from_numpy(np.ascontiguousarray(mel))
     mel = mel.unsqueeze(0) if mel.dim() == 2 else mel
-    return mel.to(device, torch.float32)
+    if mel.dim() != 3:
+        raise InputError(f"{source}: shape {tuple(mel.shape)} is not (n_mel, F) or (B, n_mel, F)")
+    mel = mel.to(device, torch.float32)
+    _check_finite(mel, source, "values")
+    return mel
 
 
 # ---------------------------------------------------------------------------------------------- audio
-def as_audio_batch(audio: MelInput, device: torch.device) -> torch.Tensor:
-    """audio (T,) or (B, T), tensor or array -> float32 (B, T) on ``device``."""
+def as_audio_batch(audio: MelInput, device: torch.device, source: str = "audio") -> torch.Tensor:
+    """audio (T,) or (B, T), tensor or array -> float32 (B, T) on ``device``; InputError naming ``source``
+    for another shape, no samples, or NaN/inf samples (which would give a NaN mel, score or synthesis)."""
     if isinstance(audio, np.ndarray):
         audio = torch.from_numpy(np.ascontiguousarray(audio))
     if audio.dim() == 1:
         audio = audio.unsqueeze(0)
     if audio.dim() != 2:
-        raise ValueError(f"audio must be (T,) or (B, T), got {tuple(audio.shape)}")
-    return audio.to(device, torch.float32)
+        raise InputError(f"{source}: shape {tuple(audio.shape)} is not (T,) or (B, T)")
+    if audio.shape[1] == 0:
+        raise InputError(f"{source}: has no samples")
+    audio = audio.to(device, torch.float32)
+    _check_finite(audio, source, "samples")
+    return audio
+
+
+def _check_finite(values: torch.Tensor, source: str, what: str) -> None:
+    bad = int((~torch.isfinite(values)).sum())
+    if bad:
+        raise InputError(f"{source}: contains {bad} NaN or infinite {what}")
 
 
 # ---------------------------------------------------------------------------------------------- seeds

@@ -125,6 +125,17 @@ def _is_state_dict(obj: Any) -> bool:
     )
 
 
+def _weights_among(obj: Any) -> dict[str, torch.Tensor]:
+    """The tensors of a dict that also holds other values, when they include WaveGlow weights; else {}."""
+    if not isinstance(obj, dict):
+        return {}
+    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    keys = [key.removeprefix("module.") for key in tensors]
+    if all(any(re.fullmatch(p, key) for key in keys) for p in _KEY_PATTERNS):
+        return tensors
+    return {}
+
+
 def _extract(raw: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(flat state dict, info) from whatever the file holds."""
     info: dict[str, Any] = {}
@@ -150,6 +161,13 @@ def _extract(raw: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, A
     if _is_state_dict(inner):
         info.setdefault("container", "state dict")
         return dict(inner), info
+    tensors = _weights_among(inner)
+    if tensors:  # a state dict with a few non-tensor entries (a version number, notes): those are ignored
+        ignored = sorted(str(key) for key in inner if key not in tensors)
+        logger.warning("%s: ignoring non-tensor entries %s beside the weights", path, ignored[:10])
+        info.setdefault("container", "state dict")
+        info["ignored"] = ignored
+        return tensors, info
     found = sorted(map(str, raw)) if isinstance(raw, dict) else type(raw).__name__
     raise CheckpointError(
         f"{path}: no WaveGlow weights found (expected a glow.WaveGlow module or a state dict; found {found})"
@@ -177,8 +195,12 @@ def read_nvidia_checkpoint(path: str | Path, **audio_overrides: Any) -> NvidiaIm
         state = {key[len("module.") :]: value for key, value in state.items()}
     info["file_format"] = file_format(path)
     info["dtypes"] = sorted({str(t.dtype).replace("torch.", "") for t in state.values()})
-    if not all(t.is_floating_point() for t in state.values()):
-        raise CheckpointError(f"{path}: non-floating-point weights ({', '.join(info['dtypes'])})")
+    integers = [key for key, t in state.items() if not t.is_floating_point()]
+    if integers:
+        raise CheckpointError(
+            f"{path}: non-floating-point tensors among the weights ({', '.join(integers[:5])}; dtypes "
+            f"{', '.join(info['dtypes'])}): not a WaveGlow state dict as published"
+        )
     state = {key: value.float() for key, value in state.items()}
     try:
         convs, info["layout"] = to_our_layout(group_convs(state, path), path)
@@ -209,7 +231,8 @@ def load_nvidia_checkpoint(
     try:
         model.load_state_dict(imported.state, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the inferred WaveGlow ({exc})") from exc
+        detail = " ".join(str(exc).split())  # torch's message spans lines
+        raise CheckpointError(f"{path}: weights do not fit the inferred WaveGlow ({detail})") from exc
     logger.info(
         "%s: imported NVIDIA WaveGlow (%s, %s layout, weight norm %s)",
         path,

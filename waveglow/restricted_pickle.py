@@ -23,11 +23,9 @@ from typing import Any
 
 import torch
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, UnsafeCheckpointError
 
-
-class UnsafeCheckpointError(CheckpointError):
-    """A checkpoint's pickle references a global that a WaveGlow checkpoint does not need."""
+__all__ = ["Inert", "UnsafeCheckpointError", "file_format", "pickle_opcodes", "read_restricted"]
 
 
 class _ReadOnlyType(type):

@@ -17,6 +17,7 @@ Run directory::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -32,6 +33,7 @@ from .audio import MelSpectrogram
 from .checkpoint import atomic_save
 from .config import Config
 from .distributed import DistEnv, ResumableSampler, setup_distributed
+from .interrupts import STOP_SIGNALS, StopSignals
 from .loss import WaveGlowLoss
 from .objective import FlowObjective, SampleLoss
 from .training_log import METRICS_FILE, RunLogger, read_metrics
@@ -48,6 +50,7 @@ from .training_setup import (
     set_precision_flags,
 )
 from .training_state import (
+    RunDirLock,
     TrainingError,
     TrainState,
     checkpoint_files,
@@ -58,6 +61,7 @@ from .training_state import (
 from .training_validation import validate
 
 log = logging.getLogger(__name__)
+STOP_SIGNAL_NAMES = tuple(signum.name for signum in STOP_SIGNALS)  # TrainResult.stopped_by after a signal
 
 # ------------------------------------------------------------------------------------------------- step
 
@@ -154,7 +158,9 @@ def train(
     cfg.validate()
     env = setup_distributed(cfg.train.device)
     try:
-        return Trainer(cfg, Path(run_dir), env, resume, init_from).run()
+        # rank 0 holds the run directory's lock: a second training started on it refuses (TrainingError)
+        with RunDirLock(Path(run_dir)) if env.is_main else contextlib.nullcontext():
+            return Trainer(cfg, Path(run_dir), env, resume, init_from).run()
     finally:
         if env.initialised_here:
             dist.destroy_process_group()
@@ -199,14 +205,22 @@ class Trainer:
         self.last_step_end = time.perf_counter()  # samples/s counts data loading too
 
     def run(self) -> TrainResult:
-        """Train until max_steps, max_minutes or epochs; validate and checkpoint at the end."""
+        """Train until max_steps, max_minutes or epochs; validate and checkpoint at the end.
+
+        SIGINT (Ctrl-C) or SIGTERM stops the run after the current step (every rank at the same one), then
+        writes a checkpoint without the final validation; the result's ``stopped_by`` names the signal.
+        """
+        self.stop_signals = StopSignals("stopping after this step, then writing a checkpoint")
         try:
-            if self.state.step == 0 and self.cfg.train.validate_at_start and self.validated_step < 0:
-                self.validate_and_log()
-            reason = None
-            while reason is None:
-                reason = self.run_epoch()
-            if self.validated_step != self.state.step:
+            with self.stop_signals:
+                if self.state.step == 0 and self.cfg.train.validate_at_start and self.validated_step < 0:
+                    self.validate_and_log()
+                reason = None
+                while reason is None:
+                    reason = self.run_epoch()
+            if reason == "max_minutes" and self.stop_signals.received:
+                reason = self.stop_signals.received
+            if self.validated_step != self.state.step and reason not in STOP_SIGNAL_NAMES:
                 self.validate_and_log()
             if self.saved_step != self.state.step:
                 self.save()
@@ -239,6 +253,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate_at(state.step, tcfg)
         time_up = tcfg.max_minutes > 0 and time.monotonic() - self.start_time >= tcfg.max_minutes * 60
+        time_up = time_up or self.stop_signals.received is not None  # Ctrl-C/SIGTERM: every rank stops here
         audio = audio.to(self.env.device, non_blocking=True)
         sample_z = None
         if self.sample_loss is not None:
@@ -294,6 +309,9 @@ class Trainer:
             extra |= {
                 "samples_per_second": self.samples_per_second,
                 "skipped_steps": self.state.skipped_steps,
+                # CPU seconds of this process since it started (all its threads): a run's cost in CPU
+                # hours is the sum over its resumed segments
+                "process_cpu_seconds": time.process_time(),
             }
             self.logger.scalars(step, result.terms | extra)
         if result.applied and step % tcfg.validation_interval == 0:

@@ -7,10 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .audio import AudioFileError
-from .checkpoint import CheckpointError
-from .config import Config, ConfigError, load_config
-from .filelists import DataError
+from .cli import USER_ERRORS, error_exit
+from .config import Config, load_config, resolve_data_paths
+from .interrupts import signal_exit_code
 from .training import TrainResult, train
 from .training_setup import check_data
 from .training_state import TrainingError
@@ -28,7 +27,8 @@ def config_from_args(args: Any) -> tuple[Config, Path]:
         raise TrainingError("give a config (-c FILE), or --resume with a --run-dir that holds config.yaml")
     cfg = cfg.override(list(args.set))
     if args.data_root is not None:
-        cfg.data.data_root = args.data_root
+        cfg.data.data_root = os.path.abspath(args.data_root) if args.data_root else ""
+    resolve_data_paths(cfg)  # paths given by --set are relative to the working directory
     if args.skip_bad_files:
         cfg.data.skip_bad_files = True
     for flag in ("precision", "device", "max_steps", "max_minutes"):
@@ -58,18 +58,22 @@ def _number(value: Any, digits: int = 4) -> str:
 
 
 def run_cli(args: Any) -> int:
-    """The body of train.py: --check-data, or train and print a summary (rank 0). Returns the exit code."""
+    """The body of train.py: --check-data, or train and print a summary (rank 0). Returns the exit code:
+    0 done, 1 --check-data found bad files, 2 the run could not start or go on (one line says why),
+    130 / 143 stopped by SIGINT / SIGTERM (after writing a checkpoint when training had begun)."""
     try:
         cfg, run_dir = config_from_args(args)
         if args.check_data:
             reports = check_data(cfg)
             for name, report in reports:
-                print(f"{name} files:\n{report.format()}\n")
+                print(f"{name} files:\n{report.format(max_listed=None)}\n")  # every bad file
             return 0 if all(report.ok for _, report in reports) else 1
         result = train(cfg, run_dir, resume=args.resume, init_from=args.init_from)
-    except (TrainingError, ConfigError, DataError, CheckpointError, AudioFileError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (TrainingError, *USER_ERRORS) as exc:
+        return error_exit(exc)
+    except KeyboardInterrupt:
+        print("error: interrupted before training began; nothing to save", file=sys.stderr)
+        return signal_exit_code("SIGINT")
     if int(os.environ.get("RANK", "0")) == 0:
         print(summary(result))
-    return 0
+    return signal_exit_code(result.stopped_by)

@@ -18,13 +18,13 @@ from torch.nn.utils import parametrizations
 from torch.utils.data import DataLoader
 
 from .architectures import Flow, build_flow
-from .checkpoint import load_model
+from .checkpoint import CheckpointError, load_checkpoint, load_model
 from .config import Config, TrainConfig, save_config
 from .data import AudioClipDataset, AudioSegmentDataset
 from .data_check import DataReport, check_files, usable_files
 from .distributed import DistEnv, ResumableSampler
 from .filelists import resolve_files
-from .training_state import TrainingError, latest_checkpoint
+from .training_state import TrainingError, checkpoint_files, latest_checkpoint, set_aside
 
 log = logging.getLogger(__name__)
 
@@ -189,15 +189,32 @@ def build_loader(
 
 
 def prepare_run_dir(run_dir: Path, cfg: Config, env: DistEnv, resume: bool) -> dict[str, Any] | None:
-    """Find the checkpoint to resume from (checking it fits ``cfg``); write config.yaml (rank 0)."""
-    found = latest_checkpoint(run_dir)
-    if found and not resume:
-        raise TrainingError(
-            f"{run_dir} already holds checkpoints ({found[0].name}); pass --resume to continue that run "
-            "or choose another --run-dir"
-        )
-    if resume and not found:
-        log.warning("%s: no checkpoint to resume from; starting a new run", run_dir)
+    """Find the checkpoint to resume from (checking it fits ``cfg``); write config.yaml (rank 0).
+
+    A run that cannot go on refuses before it writes anything: a directory that already holds a run needs
+    --resume, and with --resume, step checkpoints none of which loads stop the run (a new run there would
+    overwrite best.pt and mix two runs' logs). Unreadable checkpoints newer than the one resumed from are
+    renamed ``*.unreadable``. Only an empty (or new) directory starts a new run under --resume.
+    """
+    files = checkpoint_files(run_dir)
+    best = run_dir / "checkpoints" / "best.pt"
+    if not resume:
+        if files or best.is_file():
+            raise TrainingError(
+                f"{run_dir} already holds checkpoints ({(files[-1] if files else best).name}); pass --resume "
+                "to continue that run or choose another --run-dir"
+            )
+        found = None
+    else:
+        unreadable: list[CheckpointError] = []
+        found = latest_checkpoint(run_dir, unreadable)
+        if found is None and (files or best.is_file()):
+            raise TrainingError(_cannot_resume(run_dir, files, unreadable, best))
+        if found is None:
+            log.warning("%s: no checkpoint to resume from; starting a new run", run_dir)
+        elif env.is_main:
+            for newer in files[files.index(found[0]) + 1 :]:
+                set_aside(newer)
     data = found[1] if found else None
     if data is not None:
         saved = Config.from_dict(data["config"])
@@ -214,3 +231,28 @@ def prepare_run_dir(run_dir: Path, cfg: Config, env: DistEnv, resume: bool) -> d
             stale.unlink(missing_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     return data
+
+
+def _cannot_resume(run_dir: Path, files: list[Path], unreadable: list[CheckpointError], best: Path) -> str:
+    """Why --resume stops in a run directory whose step checkpoints are all unreadable, and what to do."""
+    folder = run_dir / "checkpoints"
+    if files:
+        newest = str(unreadable[0]).replace(str(files[-1]), files[-1].name)
+        what = f"none of its {len(files)} step checkpoint(s) loads ({newest})"
+    else:
+        what = "it holds best.pt but no step checkpoint"
+    hint = ""
+    if best.is_file():
+        try:
+            step = int(load_checkpoint(best)["step"])
+        except (CheckpointError, KeyError, TypeError, ValueError):
+            hint = "; best.pt does not load either"
+        else:
+            hint = (
+                f"; best.pt (step {step}) loads: to continue from it, copy it to "
+                f"{folder / f'step_{step:08d}.pt'} and resume again"
+            )
+    return (
+        f"{run_dir}: cannot resume: {what}{hint}. Nothing in the run directory was changed. To start a new "
+        f"run there, first move the old files out of {folder}; or choose another --run-dir"
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import re
 from dataclasses import asdict, dataclass
@@ -17,13 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, atomic_save, load_checkpoint, model_payload, unwrap
+from .checkpoint import CheckpointError, atomic_save, is_truncated, load_checkpoint, model_payload, unwrap
 from .config import Config
 from .model import WaveGlow
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d{8,})\.pt$")
+UNREADABLE_SUFFIX = ".unreadable"  # an unreadable step checkpoint set aside by a resumed run
+LOCK_FILE = "train.lock"  # held (flock) by the training that writes the run directory
 
 
 class TrainingError(RuntimeError):
@@ -105,23 +108,86 @@ def checkpoint_files(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def latest_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The newest step checkpoint that loads (an unreadable one is reported and passed over)."""
+def latest_checkpoint(
+    run_dir: Path, unreadable: list[CheckpointError] | None = None
+) -> tuple[Path, dict[str, Any]] | None:
+    """The newest step checkpoint that loads (an unreadable one is reported, appended to ``unreadable`` when
+    given, and passed over)."""
     for path in reversed(checkpoint_files(run_dir)):
         try:
             return path, load_checkpoint(path)
         except CheckpointError as exc:
             log.warning("passing over %s", exc)
+            if unreadable is not None:
+                unreadable.append(exc)
     return None
 
 
+def is_complete(path: Path) -> bool:
+    """Whether a step checkpoint was written to its end (``checkpoint.is_truncated``: its zip archive's end
+    reads; the tensors are not loaded). Step checkpoints are always zip archives."""
+    try:
+        return path.stat().st_size > 0 and not is_truncated(path)
+    except OSError:
+        return False
+
+
+def set_aside(path: Path) -> Path:
+    """Rename an unreadable checkpoint to ``<name>.unreadable`` (kept for inspection, no longer a step
+    checkpoint: it neither counts towards keep_last nor is ever deleted by a run)."""
+    target = path.with_name(path.name + UNREADABLE_SUFFIX)
+    path.replace(target)
+    log.warning("%s: unreadable; renamed to %s", path, target.name)
+    return target
+
+
 def save_checkpoint(run_dir: Path, payload: dict[str, Any], step: int, keep_last: int) -> Path:
-    """Write checkpoints/step_XXXXXXXX.pt atomically, then delete all but the newest ``keep_last``."""
+    """Write checkpoints/step_XXXXXXXX.pt atomically, then delete all but the newest ``keep_last`` complete
+    ones: an incomplete (truncated) file is neither counted as kept nor deleted."""
     path = run_dir / "checkpoints" / f"step_{step:08d}.pt"
     atomic_save(payload, path)
-    for old in checkpoint_files(run_dir)[: -max(1, keep_last)]:
-        old.unlink(missing_ok=True)
+    complete = [old for old in checkpoint_files(run_dir) if old == path or is_complete(old)]
+    for old in complete[: -max(1, keep_last)]:
+        if old != path:
+            old.unlink(missing_ok=True)
     return path
+
+
+class RunDirLock:
+    """An exclusive lock on a run directory (``train.lock`` in it), so that two trainings cannot write one
+    run at once. An OS file lock (flock): released when the process ends, however it ends (kill -9 too),
+    so a stale lock file never blocks a later run. A no-op where flock is unavailable (Windows)."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunDirLock:
+        try:
+            import fcntl
+        except ImportError:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            who = f" (process {holder})" if holder else ""
+            raise TrainingError(
+                f"{self.path.parent} is in use by another training{who}; wait for it to end or choose "
+                "another --run-dir"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock; the file stays (removing it would race a waiting run)
+            self._fd = None
 
 
 def restore(
