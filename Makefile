@@ -16,6 +16,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml | $(BIN)/activate
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
+	$(BIN)/python -m pip install -q -e ".[metrics]"  # DNSMOS for the reports (optional for users)
 	touch $@
 
 install: $(VENV)/.installed

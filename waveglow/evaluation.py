@@ -1,12 +1,13 @@
-"""Copy-synthesis quality: held-out NLL, the log-mel distance, and mel plots of synthesis vs ground truth.
+"""Copy-synthesis evaluation: held-out NLL, the objective metrics of ``metrics``, a Griffin-Lim baseline and the
+recordings' own no-reference scores, written as report.json, report.md, metrics.png and mel plots.
 
-Used by validation during training and by ``python -m waveglow.evaluate --checkpoint CKPT FILELIST``.
-``log_mel_distance`` is the one metric function, so inference code can reuse it.
+Used by validation during training (``clip_nll``, ``copy_synthesis``) and by ``python -m waveglow.evaluate``
+(``evaluate.py``). Works for any flow ``checkpoint.load_model`` returns: it uses only ``model.infer``,
+``model(audio, mel)``, ``model.model_cfg.n_group`` and ``model.audio_cfg``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -15,28 +16,20 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .audio import AudioFileError, MelSpectrogram, load_audio, save_audio
+from .config import AudioConfig
 from .files import atomic_write, atomic_write_text
+from .griffin_lim import griffin_lim
 from .loss import WaveGlowLoss
-from .model import WaveGlow
-from .nvidia import add_audio_override_args, audio_overrides
+from .metrics import ALL_METRICS, HIGHER_IS_BETTER, MetricSuite, MetricValues, log_mel_distance
 
 log = logging.getLogger(__name__)
 
-
-def log_mel_distance(mel: torch.Tensor, mel_synth: torch.Tensor) -> float:
-    """Mean absolute difference of two log-mels (n_mel, F) or (B, n_mel, F), over all bins (0..fmax).
-
-    Our filterbank spans mel_fmin..mel_fmax, so every bin is inside the band. Frames are cut to the shorter
-    of the two. In nats of log-magnitude (0 = identical).
-    """
-    if mel.shape[-2] != mel_synth.shape[-2]:
-        raise ValueError(f"mel bins differ: {tuple(mel.shape)} vs {tuple(mel_synth.shape)}")
-    frames = min(mel.shape[-1], mel_synth.shape[-1])
-    diff = mel[..., :frames].float() - mel_synth[..., :frames].float()
-    return diff.abs().mean().item()
+REPORT_ORDER = ("nll", *ALL_METRICS)  # rows of report.md and panels of metrics.png
+SYSTEMS = {"model": "model", "griffin_lim": "Griffin-Lim", "ground_truth": "recording"}
 
 
 def crop_to_group(audio: torch.Tensor, n_group: int) -> torch.Tensor:
@@ -46,7 +39,7 @@ def crop_to_group(audio: torch.Tensor, n_group: int) -> torch.Tensor:
 
 @torch.no_grad()
 def clip_nll(
-    model: WaveGlow,
+    model: torch.nn.Module,
     loss_fn: WaveGlowLoss,
     mel_fn: MelSpectrogram,
     audio: torch.Tensor,
@@ -71,7 +64,7 @@ def clip_nll(
 
 @torch.no_grad()
 def copy_synthesis(
-    model: WaveGlow,
+    model: torch.nn.Module,
     mel_fn: MelSpectrogram,
     audio: torch.Tensor,
     sigma: float,
@@ -133,20 +126,29 @@ class ClipReport:
 
 @dataclass
 class EvaluationReport:
-    """Summary over a filelist; ``clips`` lists every file, bad ones with their error."""
+    """Summary over a filelist. ``files``/``mean``/``absent``/``baselines`` are the metrics (issue 15's shape:
+    ``baselines.griffin_lim.mean``, ``baselines.ground_truth.mean``); ``nll``, ``log_mel_distance`` and
+    ``clips`` (every file, bad ones with their error) are the model's figures as before."""
 
     checkpoint: str
     sigma: float
-    nll: float  # mean over good files, weighted by their length
+    nll: float  # mean over good files, weighted by their length (NaN without a model)
     log_mel_distance: float  # mean over good files
     n_files: int
     n_bad: int
     seconds_per_second: float  # synthesis wall time per second of audio
     clips: list[ClipReport] = field(default_factory=list)
+    sampling_rate: int = 0
+    files: list[dict[str, Any]] = field(default_factory=list)  # per file: metrics, absent, baselines
+    mean: dict[str, float] = field(default_factory=dict)  # the model's metrics, mean over files
+    absent: dict[str, str] = field(default_factory=dict)  # model metrics missing from ``mean``, and why
+    baselines: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> {"mean", "absent", ...}
+    metric_cost_ms_per_second: dict[str, float] = field(default_factory=dict)  # measured in this run
+    environment: dict[str, Any] = field(default_factory=dict)  # machine and package versions of this run
 
 
 def evaluate_model(
-    model: WaveGlow,
+    model: torch.nn.Module | None,
     paths: list[Path],
     sigma: float = 0.6,
     device: torch.device | str = "cpu",
@@ -156,125 +158,353 @@ def evaluate_model(
     checkpoint: str = "",
     nll_sigma: float = 1.0,
     dither: float = 0.0,
+    *,
+    audio_cfg: AudioConfig | None = None,
+    griffin_lim_iters: int | None = None,
+    metrics: tuple[str, ...] = ALL_METRICS,
+    per_file_outputs: bool = True,
 ) -> EvaluationReport:
-    """NLL and copy-synthesis log-mel distance of ``model`` on audio files.
+    """NLL, copy-synthesis metrics and baselines of ``model`` (any flow, or None for baselines only) on files.
 
-    With ``output_dir``: writes <stem>.wav (synthesis), <stem>.png (mels side by side) per file, mels.png
-    (the first ``plot_clips`` files) and report.json. A bad file is reported and skipped, never fatal.
-    The NLL is under the prior N(0, nll_sigma^2) with ``dither`` (see ``clip_nll``): pass the model's
-    train.sigma and data.dither.
+    ``griffin_lim_iters`` adds the Griffin-Lim baseline of the same mels; the recordings' no-reference
+    scores (DNSMOS, voiced share) are always the ``ground_truth`` baseline; ``log_mel_distance`` is always
+    computed. With ``output_dir``: mels.png (the first ``plot_clips`` files), metrics.png, report.json and
+    report.md; with ``per_file_outputs`` also <stem>.wav (synthesis; Griffin-Lim's in griffin_lim/) and
+    <stem>.png (mels side by side). A bad file is reported and skipped, never fatal. The NLL is under the
+    prior N(0, nll_sigma^2) with ``dither`` (see ``clip_nll``): pass the model's train.sigma and data.dither.
     """
+    if model is None and griffin_lim_iters is None:
+        raise ValueError("nothing to evaluate: give a model, a Griffin-Lim baseline, or both")
     device = torch.device(device)
-    audio_cfg = model.audio_cfg
-    model = model.to(device).eval()
-    mel_fn = MelSpectrogram(audio_cfg).to(device)
-    loss_fn = WaveGlowLoss(sigma=nll_sigma)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    out = Path(output_dir) if output_dir is not None else None
-    clips: list[ClipReport] = []
-    rows = []
-    synth_seconds = audio_seconds = 0.0
-    for index, path in enumerate(paths):
-        try:
-            samples, _ = load_audio(path, audio_cfg.sampling_rate)
-        except AudioFileError as exc:
-            log.warning("skipping %s", exc)
-            clips.append(ClipReport(path=str(path), seconds=0.0, error=str(exc)))
-            continue
-        audio = torch.from_numpy(samples).to(device)
-        if audio.shape[0] <= audio_cfg.filter_length:
-            clips.append(ClipReport(str(path), audio.shape[0] / audio_cfg.sampling_rate, error="too short"))
-            continue
-        report = ClipReport(path=str(path), seconds=audio.shape[0] / audio_cfg.sampling_rate)
-        report.nll = clip_nll(model, loss_fn, mel_fn, audio, dither, seed + index)
-        start = time.perf_counter()
-        synth, mel, mel_synth = copy_synthesis(model, mel_fn, audio, sigma, generator)
-        synth_seconds += time.perf_counter() - start
-        audio_seconds += report.seconds
-        report.log_mel_distance = log_mel_distance(mel, mel_synth)
-        if out is not None:
-            stem = Path(path).stem
-            save_audio(out / f"{stem}.wav", synth, audio_cfg.sampling_rate)
-            report.synthesis = str(out / f"{stem}.wav")
-            save_figure(mel_figure([(stem, mel, mel_synth)]), out / f"{stem}.png")
-            if len(rows) < plot_clips:
-                rows.append((stem, mel.cpu(), mel_synth.cpu()))
-        clips.append(report)
-    return _summarise(clips, rows, out, checkpoint, sigma, synth_seconds / max(audio_seconds, 1e-9))
-
-
-def _summarise(
-    clips: list[ClipReport], rows: list, out: Path | None, checkpoint: str, sigma: float, rtf: float
-) -> EvaluationReport:
-    good = [c for c in clips if c.error is None]
-    total = sum(c.seconds for c in good)
-    report = EvaluationReport(
-        checkpoint=checkpoint,
+    audio_cfg = model.audio_cfg if model is not None else (audio_cfg or AudioConfig())
+    run = _Run(
+        model=model.to(device).eval() if model is not None else None,
+        audio_cfg=audio_cfg,
+        device=device,
+        mel_fn=MelSpectrogram(audio_cfg).to(device),
+        loss_fn=WaveGlowLoss(sigma=nll_sigma),
+        generator=torch.Generator(device=device).manual_seed(seed),
+        suite=MetricSuite(
+            audio_cfg.sampling_rate, audio_cfg, tuple(dict.fromkeys((*metrics, "log_mel_distance")))
+        ),
         sigma=sigma,
-        nll=sum(c.nll * c.seconds for c in good) / total if good else math.nan,
-        log_mel_distance=sum(c.log_mel_distance for c in good) / len(good) if good else math.nan,
-        n_files=len(good),
-        n_bad=len(clips) - len(good),
-        seconds_per_second=rtf,
-        clips=clips,
+        seed=seed,
+        dither=dither,
+        griffin_lim_iters=griffin_lim_iters,
+        out=Path(output_dir) if output_dir is not None and per_file_outputs else None,
     )
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        if rows:
-            save_figure(mel_figure(rows), out / "mels.png")
-        atomic_write_text(out / "report.json", json.dumps(asdict(report), indent=2))
+    from tqdm import tqdm
+
+    clips: list[ClipReport] = []
+    files: list[dict[str, Any]] = []
+    rows = []
+    for index, path in enumerate(tqdm(paths, desc="evaluating", unit="file", disable=None)):
+        clip, entry, mels = _evaluate_file(run, index, path)
+        clips.append(clip)
+        files.append(entry)
+        if mels is not None and len(rows) < plot_clips:
+            rows.append((Path(path).stem, *mels))
+    report = _summarise(clips, files, checkpoint, sigma, run.timing, model is not None, griffin_lim_iters)
+    report.sampling_rate = audio_cfg.sampling_rate
+    report.metric_cost_ms_per_second = {k: round(v, 2) for k, v in run.suite.cost_ms_per_second().items()}
+    report.environment = environment()
+    if output_dir is not None:
+        write_report(report, Path(output_dir), rows)
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m waveglow.evaluate --checkpoint CKPT FILELIST [--output DIR]``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m waveglow.evaluate",
-        description="Copy-synthesis evaluation of a checkpoint: held-out NLL and log-mel distance per file.",
-    )
-    parser.add_argument("--checkpoint", required=True, help="our checkpoint or a published NVIDIA file")
-    parser.add_argument("files", help="filelist, LJSpeech folder (its test split) or directory of audio")
-    parser.add_argument("--output", default=None, help="write synthesis wavs, mel PNGs and report.json here")
-    parser.add_argument("--data-root", default="", help="resolve relative filelist paths against this")
-    parser.add_argument("--sigma", type=float, default=0.6, help="std of z at synthesis (default 0.6)")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--max-files", type=int, default=0, help="evaluate only the first N files (0: all)")
-    parser.add_argument("--seed", type=int, default=1234, help="seed of the synthesis noise")
-    add_audio_override_args(parser, "; published NVIDIA files only, which do not store it")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+@dataclass
+class _Run:
+    """What every file of one ``evaluate_model`` call shares."""
 
-    from .checkpoint import load_model
-    from .filelists import resolve_files
+    model: torch.nn.Module | None
+    audio_cfg: AudioConfig
+    device: torch.device
+    mel_fn: MelSpectrogram
+    loss_fn: WaveGlowLoss
+    generator: torch.Generator
+    suite: MetricSuite
+    sigma: float
+    seed: int
+    dither: float
+    griffin_lim_iters: int | None
+    out: Path | None  # where per-file wavs and plots go, if anywhere
+    timing: dict[str, float] = field(default_factory=lambda: {"model": 0.0, "griffin_lim": 0.0, "audio": 0.0})
 
-    model, cfg = load_model(args.checkpoint, **audio_overrides(args))
-    if model.has_weight_norm:
-        model.remove_weight_norm()  # same outputs, faster synthesis
-    paths = resolve_files(args.files, data_root=args.data_root, split="test")
-    if args.max_files > 0:
-        paths = paths[: args.max_files]
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    report = evaluate_model(
-        model,
-        paths,
-        args.sigma,
-        device,
-        args.output,
-        seed=args.seed,
-        checkpoint=args.checkpoint,
-        nll_sigma=cfg.train.sigma,
-        dither=cfg.data.dither,
-    )
-    print(
-        f"{report.n_files} file{'s' if report.n_files != 1 else ''} ({report.n_bad} bad): held-out NLL {report.nll:.4f} nats/sample, "
-        f"copy-synthesis log-mel distance {report.log_mel_distance:.3f} (sigma {args.sigma}), "
-        f"synthesis {report.seconds_per_second:.2f} s per second of audio on {device}"
-    )
-    for clip in report.clips:
-        if clip.error:
-            print(f"  bad: {clip.path}: {clip.error}")
-    if args.output:
-        print(
-            f"synthesised audio and mel plots (ground truth | synthesis) in {args.output}/, report.json there"
+
+@torch.no_grad()
+def _evaluate_file(run: _Run, index: int, path: Path) -> tuple[ClipReport, dict[str, Any], tuple | None]:
+    """One file -> (its ClipReport, its entry of report.json's ``files``, (mel, mel of the synthesis) on the
+    CPU for the plots, or None for a bad file)."""
+    cfg = run.audio_cfg
+    try:
+        samples, _ = load_audio(path, cfg.sampling_rate)
+    except AudioFileError as exc:
+        log.warning("skipping %s", exc)
+        return (
+            ClipReport(str(path), 0.0, error=str(exc)),
+            {"path": str(path), "seconds": 0.0, "error": str(exc)},
+            None,
         )
-    return 0 if report.n_files else 1
+    seconds = samples.shape[0] / cfg.sampling_rate
+    if samples.shape[0] <= cfg.filter_length:
+        return (
+            ClipReport(str(path), seconds, error="too short"),
+            {"path": str(path), "seconds": seconds, "error": "too short"},
+            None,
+        )
+    run.timing["audio"] += seconds
+    clip = ClipReport(path=str(path), seconds=seconds)
+    entry: dict[str, Any] = {"path": str(path), "seconds": seconds}
+    audio = torch.from_numpy(samples).to(run.device)
+    reference = run.suite.analyse(samples)
+    stem = Path(path).stem
+    with torch.autocast(run.device.type, enabled=False):
+        mel = run.mel_fn(audio.unsqueeze(0))[0]  # (n_mel, F)
+    plotted = None
+    if run.model is not None:
+        clip.nll = clip_nll(run.model, run.loss_fn, run.mel_fn, audio, run.dither, run.seed + index)
+        start = time.perf_counter()
+        synth, mel, plotted = copy_synthesis(run.model, run.mel_fn, audio, run.sigma, run.generator)
+        run.timing["model"] += time.perf_counter() - start
+        clip.log_mel_distance = log_mel_distance(mel, plotted)
+        values = run.suite.compare(synth, reference)
+        values.values.update(nll=clip.nll, log_mel_distance=clip.log_mel_distance)
+        entry |= _as_dict(values)
+        if run.out is not None:
+            save_audio(run.out / f"{stem}.wav", synth, cfg.sampling_rate)
+            clip.synthesis = entry["synthesis"] = str(run.out / f"{stem}.wav")
+    entry["baselines"] = {"ground_truth": _as_dict(run.suite.no_reference(reference))}
+    if run.griffin_lim_iters is not None:
+        start = time.perf_counter()
+        baseline = griffin_lim(
+            mel, cfg, run.griffin_lim_iters, length=samples.shape[0], seed=run.seed + index
+        )
+        run.timing["griffin_lim"] += time.perf_counter() - start
+        values = run.suite.compare(baseline, reference)
+        values.absent["nll"] = "Griffin-Lim has no likelihood"
+        entry["baselines"]["griffin_lim"] = _as_dict(values)
+        if plotted is None:
+            plotted = run.mel_fn(torch.from_numpy(baseline).to(run.device).unsqueeze(0))[0]
+        if run.out is not None:
+            save_audio(run.out / "griffin_lim" / f"{stem}.wav", torch.from_numpy(baseline), cfg.sampling_rate)
+    if run.out is not None:
+        save_figure(mel_figure([(stem, mel, plotted)]), run.out / f"{stem}.png")
+    return clip, entry, (mel.cpu(), plotted.cpu())
+
+
+def _as_dict(values: MetricValues) -> dict[str, Any]:
+    return {"metrics": values.values, "absent": values.absent}
+
+
+def mean_metrics(
+    entries: list[dict[str, Any]], weights: list[float]
+) -> tuple[dict[str, float], dict[str, str]]:
+    """Means over per-file {"metrics", "absent"} dicts: the NLL weighted by ``weights`` (clip lengths), the
+    others plain; a metric missing in some files is averaged over the rest, noted in the second dict."""
+    means, absent = {}, {}
+    names = [n for n in REPORT_ORDER if any(n in e["metrics"] or n in e["absent"] for e in entries)]
+    for name in names:
+        have = [(e["metrics"][name], w) for e, w in zip(entries, weights) if name in e["metrics"]]
+        reasons = sorted({e["absent"][name] for e in entries if name in e["absent"]})
+        if have:
+            values, counts = zip(*have)
+            weight = counts if name == "nll" else [1.0] * len(values)
+            means[name] = float(np.average(values, weights=weight))
+            if reasons:
+                absent[name] = f"mean over {len(have)} of {len(entries)} files; others: {'; '.join(reasons)}"
+        else:
+            absent[name] = "; ".join(reasons)
+    return means, absent
+
+
+def _summarise(
+    clips: list[ClipReport],
+    files: list[dict[str, Any]],
+    checkpoint: str,
+    sigma: float,
+    timing: dict[str, float],
+    has_model: bool,
+    griffin_lim_iters: int | None,
+) -> EvaluationReport:
+    good = [f for f in files if "error" not in f]
+    weights = [f["seconds"] for f in good]
+    report = EvaluationReport(
+        checkpoint=checkpoint,
+        sigma=sigma,
+        nll=math.nan,
+        log_mel_distance=math.nan,
+        n_files=len(good),
+        n_bad=len(files) - len(good),
+        seconds_per_second=timing["model"] / max(timing["audio"], 1e-9),
+        clips=clips,
+        files=files,
+    )
+    if has_model:
+        report.mean, report.absent = mean_metrics(good, weights)
+        report.nll = report.mean.get("nll", math.nan)
+        report.log_mel_distance = report.mean.get("log_mel_distance", math.nan)
+    else:
+        report.absent = {"all": "no checkpoint given: the baselines alone were evaluated"}
+    truth = [f["baselines"]["ground_truth"] for f in good]
+    mean, absent = mean_metrics(truth, weights)
+    report.baselines["ground_truth"] = {"mean": mean, "absent": absent}
+    if griffin_lim_iters is not None:
+        mean, absent = mean_metrics([f["baselines"]["griffin_lim"] for f in good], weights)
+        report.baselines["griffin_lim"] = {
+            "mean": mean,
+            "absent": absent,
+            "iterations": griffin_lim_iters,
+            "seconds_per_second": timing["griffin_lim"] / max(timing["audio"], 1e-9),
+        }
+    return report
+
+
+def environment() -> dict[str, Any]:
+    """Where the figures (and the metric costs) were measured: CPU, threads, load, metric package versions."""
+    import datetime
+    import os
+    import platform
+    from importlib import metadata
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            cpu = next(
+                (line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")), cpu
+            )
+    except OSError:
+        pass
+    versions = {}
+    for package in ("torch", "librosa", "pesq", "pystoi", "speechmos", "onnxruntime"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "versions": versions,
+    }
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def write_report(report: EvaluationReport, out: Path, rows: list | None = None) -> None:
+    """report.json (NaN written as null), report.md, metrics.png and, given mel ``rows``, mels.png in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    if rows:
+        save_figure(mel_figure(rows), out / "mels.png")
+    atomic_write_text(out / "report.json", json.dumps(_finite_or_none(asdict(report)), indent=2))
+    atomic_write_text(out / "report.md", markdown_table(report))
+    save_figure(metrics_figure(report), out / "metrics.png")
+
+
+def _systems(report: EvaluationReport) -> dict[str, dict[str, float]]:
+    systems = {"model": report.mean} if report.mean else {}
+    for name in ("griffin_lim", "ground_truth"):
+        if name in report.baselines:
+            systems[name] = report.baselines[name]["mean"]
+    return systems
+
+
+def markdown_table(report: EvaluationReport) -> str:
+    """The means as a markdown table (metric rows; model, Griffin-Lim and recording columns) with the reasons
+    for missing figures and the measured cost of each metric."""
+    systems = _systems(report)
+    gl = report.baselines.get("griffin_lim", {})
+    lines = [
+        f"# Evaluation: {report.checkpoint or 'no model (baselines only)'}",
+        "",
+        f"{report.n_files} files ({report.n_bad} bad) at {report.sampling_rate} Hz"
+        + (
+            f"; model sigma {report.sigma}, {report.seconds_per_second:.2f} s per second of audio"
+            if report.mean
+            else ""
+        )
+        + (
+            f"; Griffin-Lim {gl['iterations']} iterations, {gl['seconds_per_second']:.2f} s per second"
+            if gl
+            else ""
+        )
+        + ". Copy synthesis: every system inverts the recording's own mel.",
+        "",
+        "| metric | better | " + " | ".join(SYSTEMS[name] for name in systems) + " |",
+        "|---|---|" + "---:|" * len(systems),
+    ]
+    for metric in REPORT_ORDER:
+        if not any(metric in means for means in systems.values()):
+            continue
+        cells = [_number(means.get(metric)) for means in systems.values()]
+        lines.append(f"| {metric} | {_better(metric)} | " + " | ".join(cells) + " |")
+    notes = {f"{SYSTEMS['model']}: {k}": v for k, v in report.absent.items()}
+    for name in ("griffin_lim", "ground_truth"):
+        for metric, reason in report.baselines.get(name, {}).get("absent", {}).items():
+            notes[f"{SYSTEMS[name]}: {metric}"] = reason
+    if notes:
+        lines += ["", "Missing or partial figures:", ""] + [f"- {k}: {v}" for k, v in notes.items()]
+    if report.metric_cost_ms_per_second:
+        cost = ", ".join(f"{k} {v:.1f}" for k, v in report.metric_cost_ms_per_second.items())
+        where = report.environment
+        machine = f" ({where['cpu']}, {where['torch_threads']} thread(s))" if where else ""
+        lines += ["", f"Cost of each metric in this run{machine}, ms per second of scored audio: {cost}."]
+    return "\n".join(lines) + "\n"
+
+
+def _better(metric: str) -> str:
+    if metric == "voiced_share":
+        return "closest to the recording"
+    return "higher" if metric in HIGHER_IS_BETTER else "lower"
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3f}" if abs(value) < 100 else f"{value:.1f}"
+
+
+def metrics_figure(report: EvaluationReport) -> Any:
+    """A matplotlib Figure: one bar panel per metric, a bar per system (model, Griffin-Lim, recording)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    systems = _systems(report)
+    metrics = [m for m in REPORT_ORDER if any(m in means for means in systems.values())]
+    columns = 4
+    rows = max(1, math.ceil(len(metrics) / columns))
+    fig = Figure(figsize=(3.2 * columns, 2.4 * rows))
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.06, top=0.93, wspace=0.35, hspace=0.5)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax, metric in zip(axes, metrics):
+        shown = [(SYSTEMS[name], means[metric]) for name, means in systems.items() if metric in means]
+        labels, values = zip(*shown)
+        colours = [f"C{list(SYSTEMS.values()).index(label)}" for label in labels]
+        bars = ax.bar(labels, values, color=colours)
+        ax.bar_label(bars, labels=[_number(v) for v in values], fontsize=7)
+        ax.margins(y=0.18)  # room for the labels
+        ax.set_title(f"{metric} ({_better(metric)})", fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes[len(metrics) :]:
+        ax.set_visible(False)
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m waveglow.evaluate`` (kept here for existing callers; the CLI lives in ``evaluate.py``)."""
+    from .evaluate import main as run
+
+    return run(argv)

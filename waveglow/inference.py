@@ -33,7 +33,7 @@ from .audio import MelSpectrogram
 from .checkpoint import load_model
 from .config import Config
 from .denoiser import BIAS_MODES, Denoiser
-from .device import check_precision, default_device
+from .device import check_device, check_precision
 from .eager import eager_reverse
 from .fast import PRECISIONS, FastWaveGlow, prepare_for_inference
 from .inputs import (
@@ -94,7 +94,7 @@ class Vocoder:
             engine = "eager"
         self.bucket_lengths = (compile or cuda_graphs) if bucket_lengths is None else bucket_lengths
         self.config = config
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = check_device(device, option="device")  # DeviceError naming it when absent here
         self.precision = precision
         self.dtype = PRECISIONS[precision]
         self.overlap_frames = overlap_frames

@@ -329,16 +329,12 @@ class Trainer:
         self.validated_step = self.state.step
         if self.env.is_main and self.held_out is not None:
             res = validate(self.model, self.held_out, self.cfg, self.env.device)
-            self.logger.scalars(
-                self.state.step, {"nll": res.nll, "log_mel_distance": res.log_mel_distance}, "validation"
-            )
-            self.logger.examples(self.state.step, res.examples, self.cfg.audio.sampling_rate)
-            self.logger.plot_curves()
+            self.logger.validation(self.state.step, res, self.cfg.audio.sampling_rate)
             log.info(
-                "step %d: held-out NLL %.4f nats/sample, copy-synthesis log-mel distance %.3f "
-                "(%d files, sigma %.2f, %.1f s)",
-                self.state.step, res.nll, res.log_mel_distance, res.n_files,
-                self.cfg.train.validation_sigma, res.seconds,
+                "step %d: held-out NLL %.4f nats/sample, copy synthesis: log-mel distance %.3f, STOI %.3f, "
+                "V/UV F1 %.3f, voiced share %.2f (%d files, sigma %.2f, %.1f s)",
+                self.state.step, res.nll, res.log_mel_distance, res.stoi, res.vuv_f1, res.voiced_share,
+                res.n_files, self.cfg.train.validation_sigma, res.seconds,
             )  # fmt: skip
             if self.state.step > 0 and res.nll < self.state.best_nll:
                 self.state.best_nll = res.nll

@@ -9,12 +9,15 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .evaluation import mel_figure, save_figure
 from .files import atomic_write_text
+
+if TYPE_CHECKING:
+    from .training_validation import ValidationResult
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +80,15 @@ class RunLogger:
             self.writer.add_figure(f"mel/{name}", fig, step)
         self.writer.flush()
 
+    def validation(self, step: int, result: ValidationResult, sampling_rate: int) -> None:
+        """Everything a validation shows: ``result.scalars()`` under ``validation/`` (TensorBoard and
+        metrics.jsonl), the audio and mel examples, and the redrawn loss.png."""
+        self.scalars(step, result.scalars(), "validation")
+        self.examples(step, result.examples, sampling_rate)
+        self.plot_curves()
+
     def plot_curves(self) -> Path | None:
-        """Redraw ``loss.png`` from metrics.jsonl: training NLL, held-out NLL and log-mel distance."""
+        """Redraw ``loss.png`` from metrics.jsonl: NLL, distances and quality metrics of the validations."""
         if not self.enabled:
             return None
         path = self.run_dir / CURVE_FILE
@@ -106,37 +116,58 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def plot_loss_curves(records: list[dict[str, Any]], path: Path) -> None:
-    """Write a PNG: NLL (nats/sample) of training and validation against step, and the log-mel distance."""
+    """Write a PNG: NLL (nats/sample) of training and validation against step; the validations' log-mel and
+    MR-STFT distances (lower is better); their STOI, V/UV F1 and voiced share (synthesis and recordings)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    train = [(r["step"], r["nll"]) for r in records if r.get("kind") == "train" and _finite(r.get("nll"))]
-    val = [(r["step"], r["nll"]) for r in records if r.get("kind") == "validation" and _finite(r.get("nll"))]
-    dist = [
-        (r["step"], r["log_mel_distance"])
-        for r in records
-        if r.get("kind") == "validation" and _finite(r.get("log_mel_distance"))
-    ]
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    ax_nll, ax_dist = fig.subplots(1, 2)
+    train = _series(records, "train", "nll")
+    fig = Figure(figsize=(15, 4), layout="constrained")
+    ax_nll, ax_dist, ax_quality = fig.subplots(1, 3)
     if train:
         ax_nll.plot(*zip(*train), label="training (batch)", lw=0.8)
+    val = _series(records, "validation", "nll")
     if val:
         ax_nll.plot(*zip(*val), "o-", label="held-out", ms=3)
-    ax_nll.set_xlabel("step")
     ax_nll.set_ylabel("NLL, nats per sample")
     ax_nll.set_title("negative log-likelihood (lower is better)")
-    ax_nll.legend()
-    ax_nll.grid(alpha=0.3)
-    if dist:
-        ax_dist.plot(*zip(*dist), "o-", color="C2", ms=3)
-    ax_dist.set_xlabel("step")
-    ax_dist.set_ylabel("mean |log mel - log mel of synthesis|")
-    ax_dist.set_title("copy-synthesis log-mel distance")
-    ax_dist.grid(alpha=0.3)
+    for ax, title, ylabel, lines in (
+        (
+            ax_dist,
+            "copy-synthesis distances (lower is better)",
+            "distance",
+            (("log_mel_distance", "log-mel distance", "-"), ("mrstft", "MR-STFT distance", "-")),
+        ),
+        (
+            ax_quality,
+            "copy-synthesis quality",
+            "score",
+            (
+                ("stoi", "STOI (higher is better)", "-"),
+                ("vuv_f1", "V/UV F1 (higher is better)", "-"),
+                ("voiced_share", "voiced share, synthesis", "-"),
+                ("voiced_share_reference", "voiced share, recordings", "--"),
+            ),
+        ),
+    ):
+        for key, label, style in lines:
+            points = _series(records, "validation", key)
+            if points:
+                ax.plot(*zip(*points), style, marker="o", ms=3, label=label)
+        ax.set_title(title)
+        ax.set_ylabel(ylabel)
+    for ax in (ax_nll, ax_dist, ax_quality):
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     save_figure(fig, path)
+
+
+def _series(records: list[dict[str, Any]], kind: str, key: str) -> list[tuple[int, float]]:
+    return [(r["step"], r[key]) for r in records if r.get("kind") == kind and _finite(r.get(key))]
 
 
 def _truncate_metrics(path: Path, step: int) -> None:
