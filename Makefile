@@ -24,6 +24,7 @@ install: $(VENV)/.installed
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format .
@@ -61,7 +62,7 @@ demo-train-light: install
 
 # The bundled voice: rebuild its data from the Debian package, then train or continue it (runs until stopped).
 voice-data: install
-	$(BIN)/python -m waveglow.voice_data data/allison
+	$(BIN)/python -m waveglow.data voice data/allison
 
 train-voice: install
 	test -f data/allison/train.txt || $(MAKE) voice-data

@@ -10,11 +10,18 @@ import argparse
 import logging
 import sys
 
-from waveglow.batch import synthesize_files
-from waveglow.cli import EXIT_BAD_FILES, EXIT_ERROR, EXIT_OK, USER_ERRORS, error_exit
-from waveglow.inference import DEFAULT_MAX_FRAMES, DEFAULT_OVERLAP_FRAMES, ENGINES, PRECISIONS
+from waveglow.cli import (
+    EXIT_BAD_FILES,
+    EXIT_ERROR,
+    EXIT_OK,
+    USER_ERRORS,
+    add_audio_override_args,
+    audio_overrides,
+    error_exit,
+)
 from waveglow.interrupts import StopSignals, signal_exit_code
-from waveglow.nvidia import add_audio_override_args, audio_overrides
+from waveglow.synth.batch import synthesize_files
+from waveglow.synth.vocoder import DEFAULT_MAX_FRAMES, DEFAULT_OVERLAP_FRAMES, ENGINES, PRECISIONS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,16 +9,16 @@ from __future__ import annotations
 import math
 import sys
 import types
-from pathlib import Path
 
 import librosa
 import numpy as np
 import pytest
 import torch
+from conftest import REPO
 
 from waveglow.audio import MelSpectrogram, load_audio, mel_filterbank
 from waveglow.config import AudioConfig
-from waveglow.griffin_lim import griffin_lim, mel_to_linear
+from waveglow.evaluate.griffin_lim import griffin_lim, mel_to_linear
 from waveglow.metrics import (
     ALL_METRICS,
     DNSMOS,
@@ -37,7 +37,7 @@ from waveglow.metrics import (
     warping_alpha,
 )
 
-CLIPS = Path(__file__).resolve().parent.parent / "demo" / "clips"
+CLIPS = REPO / "demo" / "clips"
 SPEECH = CLIPS / "real_en_allison__vm-savemessage.flac"  # 2.5 s, in demo/train.txt
 OTHER_SPEECH = CLIPS / "real_en_allison__tt-weasels.flac"  # 2.9 s, in demo/train.txt
 NO_DNSMOS = tuple(name for name in ALL_METRICS if name not in DNSMOS)

@@ -20,14 +20,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model
-from test_training import make_clips, tiny_config, write_list
+from conftest import REPO, TINY_AUDIO, TINY_MODEL, make_clips, make_tiny_model, tiny_config, write_list
 
 import train as train_script
-from waveglow import files, training_cli
+from waveglow import files
 from waveglow.audio import save_audio
-from waveglow.batch import AUDIO_EXTENSIONS, collect_inputs, synthesize_files
-from waveglow.checkpoint import (
+from waveglow.checkpoints import (
     CheckpointError,
     UnsafeCheckpointError,
     atomic_save,
@@ -36,13 +34,14 @@ from waveglow.checkpoint import (
 )
 from waveglow.config import Config, DataConfig, load_config, save_config
 from waveglow.filelists import AUDIO_SUFFIXES
-from waveglow.inference import Vocoder
-from waveglow.inputs import InputError, validate_mel
-from waveglow.training import TrainingError, train
-from waveglow.training_state import RunDirLock, save_checkpoint
+from waveglow.synth.batch import AUDIO_SUFFIXES as AUDIO_EXTENSIONS
+from waveglow.synth.batch import collect_inputs, synthesize_files
+from waveglow.synth.inputs import InputError, validate_mel
+from waveglow.synth.vocoder import Vocoder
+from waveglow.train.loop import TrainingError, train
+from waveglow.train.state import RunDirLock, save_checkpoint
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(REPO))
 import infer  # noqa: E402
 
 N_MEL = TINY_AUDIO.n_mel_channels
@@ -327,7 +326,7 @@ def test_relative_data_paths_resolve_once_and_resume_from_anywhere(tmp_path, mon
     parsed = []
     monkeypatch.setattr(train_script, "run_cli", lambda args: parsed.append(args) or 0)
     train_script.main(["--resume", "--run-dir", str(tmp_path / "run"), "--max-steps", "3"])
-    resumed_cfg, run_dir = training_cli.config_from_args(parsed[0])
+    resumed_cfg, run_dir = train_script.config_from_args(parsed[0])
     assert train(resumed_cfg, run_dir, resume=True).step == 3
 
 
@@ -425,7 +424,7 @@ def test_ctrl_c_in_training_writes_a_final_checkpoint_and_exits_cleanly(tmp_path
     save_config(cfg, tmp_path / "tiny.yaml")
     run = tmp_path / "run"
     proc = _start(
-        [sys.executable, str(ROOT / "train.py"), "-c", str(tmp_path / "tiny.yaml"), "--run-dir", str(run)]
+        [sys.executable, str(REPO / "train.py"), "-c", str(tmp_path / "tiny.yaml"), "--run-dir", str(run)]
     )
     _wait_for(proc, run / "metrics.jsonl", "training did not start")  # written at step 1
     time.sleep(0.3)
@@ -442,7 +441,7 @@ def test_ctrl_c_in_training_writes_a_final_checkpoint_and_exits_cleanly(tmp_path
 def test_sigterm_in_training_stops_every_rank_at_the_next_step(tmp_path, monkeypatch, capsys):
     """The signal arrives during step 2: step 2 was already under way, step 3 carries the stop through
     train_step (the all-reduce that makes every rank stop at the same step), then the final checkpoint."""
-    from waveglow import training
+    import waveglow.train.loop as training
 
     cfg = tiny_config(tmp_path / "data", max_steps=100, validate_at_start=False, validation_interval=100)
     save_config(cfg, tmp_path / "tiny.yaml")
@@ -469,7 +468,7 @@ def test_sigterm_in_infer_stops_after_a_batch_with_whole_files(checkpoint, tmp_p
     folder.mkdir()
     for i in range(600):
         np.save(folder / f"m{i:03d}.npy", natural_mel(60, i))
-    command = [sys.executable, str(ROOT / "infer.py"), "--checkpoint", checkpoint, "--device", "cpu"]
+    command = [sys.executable, str(REPO / "infer.py"), "--checkpoint", checkpoint, "--device", "cpu"]
     command += ["--batch-size", "1", "--no-progress", "--output", str(out), str(folder)]
     proc = _start(command)
     _wait_for(proc, out / "m000.wav", "no output written")
@@ -506,24 +505,6 @@ def test_check_data_lists_every_bad_file(tmp_path, capsys):
     report = capsys.readouterr().out
     listed = [Path(word).name for word in report.split() if Path(word).name.startswith("gone")]
     assert listed == [f"gone{i}.wav:" for i in range(60)]
-
-
-def test_nvidia_state_dict_with_extra_entries(tmp_path):
-    import test_nvidia
-
-    path, module, ours = test_nvidia._save_release_file(tmp_path, "glow", old_layout=False)
-    state = module.state_dict()
-    torch.save({**state, "version": 1, "notes": "fine-tuned"}, tmp_path / "meta.pt")
-    loaded, _ = load_model(tmp_path / "meta.pt", **test_nvidia.AUDIO_OVERRIDES)  # metadata is ignored
-    test_nvidia._assert_same_outputs(loaded, ours, module)
-    torch.save({**state, "upsample.num_batches_tracked": torch.tensor(0)}, tmp_path / "int.pt")
-    with pytest.raises(CheckpointError, match="non-floating-point tensors among the weights .upsample.num_"):
-        load_model(tmp_path / "int.pt")
-    torch.save({**state, "extra.weight": torch.zeros(2)}, tmp_path / "extra.pt")
-    with pytest.raises(
-        CheckpointError, match=r"weights do not fit .* Unexpected key\(s\) in state_dict: .extra.weight"
-    ):
-        load_model(tmp_path / "extra.pt")
 
 
 def test_out_of_memory_on_a_long_mel_hints_at_max_frames(checkpoint, tmp_path, monkeypatch):

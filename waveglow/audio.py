@@ -1,6 +1,6 @@
 """Audio file I/O, resampling, and the one mel front end used for training and synthesis.
 
-Layer 1: imports config only. The mel convention is Tacotron 2's (what TTS front ends produce and the
+The mel convention is Tacotron 2's (what TTS front ends produce and the
 published WaveGlow weights expect); ``AudioConfig.mel_*`` fields select another one for models trained on
 it, and :func:`check_mel` recognises mels in a convention other than the configured one.
 """
@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import AudioConfig
-from .files import atomic_write
+from waveglow.config import AudioConfig
+from waveglow.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,17 @@ def mel_filterbank(audio_cfg: AudioConfig) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------- mel front end
 
 
+def stft_args(cfg: AudioConfig) -> dict[str, int | bool]:
+    """The STFT settings of the mel front end, for ``torch.stft`` and ``torch.istft`` (the denoiser uses the
+    same): ``n_fft`` = filter_length, hop_length, win_length, centred frames. The window is the caller's."""
+    return {
+        "n_fft": cfg.filter_length,
+        "hop_length": cfg.hop_length,
+        "win_length": cfg.win_length,
+        "center": True,
+    }
+
+
 class MelSpectrogram(nn.Module):
     """audio (B, T), (B, 1, T) or (T,) -> log-mel (B, n_mel, F) with F = 1 + T // hop_length.
 
@@ -203,11 +214,8 @@ class MelSpectrogram(nn.Module):
         with torch.autocast(audio.device.type, enabled=False):
             spec = torch.stft(
                 audio.to(compute),
-                n_fft=cfg.filter_length,
-                hop_length=cfg.hop_length,
-                win_length=cfg.win_length,
+                **stft_args(cfg),
                 window=self.window.to(compute),
-                center=True,
                 pad_mode="reflect",
                 return_complex=True,
             )
@@ -334,6 +342,20 @@ def check_mel(mel: torch.Tensor, audio_cfg: AudioConfig | None = None) -> list[s
             f"{likely}"
         )
     return issues
+
+
+def far_outside_convention(mel: torch.Tensor, audio_cfg: AudioConfig) -> bool:
+    """Whether the mel's value range is far from the front end's [floor, ceiling], not just near its edges.
+
+    ``check_mel`` also flags mild deviations (a predicted mel undershooting the floor a little, a short mel
+    whose minimum is not the floor); those are warnings. Far means: minimum a quarter of the range below the
+    floor (dB), maximum a quarter above the ceiling (power, linear), or a minimum that never comes within
+    40% of the range of the floor (log10, normalised).
+    """
+    floor, ceiling = MelSpectrogram(audio_cfg).value_range()
+    span = ceiling - floor
+    low, high = float(mel.min()), float(mel.max())
+    return low < floor - 0.25 * span or high > ceiling + 0.25 * span or low > floor + 0.4 * span
 
 
 def _guess(low: float, high: float, cfg: AudioConfig) -> str:

@@ -9,14 +9,16 @@ traceback means a bug. Exit codes: 0 done; 1 done, but some input files were bad
 
 from __future__ import annotations
 
+import argparse
 import sys
+from typing import Any
 
-from .audio import AudioFileError
-from .checkpoint import CheckpointError
-from .config import ConfigError
-from .device import DeviceError
-from .filelists import DataError
-from .inputs import InputError
+from waveglow.audio import AudioFileError
+from waveglow.checkpoints import CheckpointError
+from waveglow.config import ConfigError
+from waveglow.device import DeviceError
+from waveglow.filelists import DataError
+from waveglow.synth.inputs import InputError
 
 EXIT_OK = 0
 EXIT_BAD_FILES = 1  # the job finished; the inputs it lists as failed were not written
@@ -47,3 +49,18 @@ def error_exit(exc: BaseException) -> int:
     """Print ``error: ...`` to stderr and return ``EXIT_ERROR``, for a script's ``main``."""
     print(f"error: {error_line(exc)}", file=sys.stderr)
     return EXIT_ERROR
+
+
+def add_audio_override_args(parser: argparse.ArgumentParser, note: str = "") -> None:
+    """The flags that set a published NVIDIA file's audio settings (``note`` is added to each help)."""
+    parser.add_argument("--sampling-rate", type=int, help=f"Hz (default 22050){note}")
+    parser.add_argument("--hop-length", type=int, help=f"upsampler stride in samples (default 256){note}")
+    parser.add_argument("--filter-length", type=int, help=f"STFT size (default 1024){note}")
+    parser.add_argument("--mel-fmin", type=float, help=f"Hz (default 0){note}")
+    parser.add_argument("--mel-fmax", type=float, help=f"Hz (default 8000){note}")
+
+
+def audio_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The AudioConfig fields given by ``add_audio_override_args`` flags."""
+    names = ("sampling_rate", "hop_length", "filter_length", "mel_fmin", "mel_fmax")
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}

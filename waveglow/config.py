@@ -1,6 +1,6 @@
 """Typed configuration: dataclasses, validation, and load/save of YAML or JSON files.
 
-Layer 0: imports nothing of ours and no torch. Every checkpoint carries ``Config.to_dict()``, so a model
+Imports nothing of ours but the atomic writes, and no torch. Every checkpoint carries ``Config.to_dict()``, so a model
 can be rebuilt from the file alone.
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_write_text
+from waveglow.files import atomic_write_text
 
 CONFIG_VERSION = 1
 ARCHITECTURES = ("waveglow", "light")  # model.architecture: waveglow.model.WaveGlow, waveglow.light
@@ -83,7 +83,7 @@ class AudioConfig:
 class ModelConfig:
     """Flow architecture. Defaults are the published NVIDIA model (87,879,272 parameters).
 
-    ``architecture`` "light" is the SqueezeWave-style flow of ``waveglow.light`` (``configs/light.yaml``):
+    ``architecture`` "light" is the SqueezeWave-style flow of ``waveglow.model.light`` (``configs/light.yaml``):
     the same keys, with kernel_size the depthwise kernel and n_group a divisor of audio.hop_length.
     """
 
@@ -115,6 +115,19 @@ class ModelConfig:
                 f"model: {self.n_flows} flows with an early output of {self.n_early_size} channels every "
                 f"{self.n_early_every} flows leave {remaining} of n_group={self.n_group} channels; need >= 2"
             )
+
+    def early_before(self, k: int) -> bool:
+        """Whether an early output leaves the flow before flow ``k`` (k = n_early_every, 2*n_early_every, ...)."""
+        return k > 0 and k % self.n_early_every == 0
+
+    def flow_channels(self) -> list[int]:
+        """The channels entering each flow (its 1x1 convolution), flow 0 first; its WN sees half of them."""
+        channels, remaining = [], self.n_group
+        for k in range(self.n_flows):
+            if self.early_before(k):
+                remaining -= self.n_early_size
+            channels.append(remaining)
+        return channels
 
     def n_early_outputs(self) -> int:
         """How many early outputs leave the flow (before flows n_early_every, 2*n_early_every, ...)."""

@@ -1,8 +1,8 @@
 """Filelists and the deterministic train/validation/test split: reading and writing lists, LJSpeech folder
 detection and listing, folder listing, and :func:`resolve_files`, which turns any of them into audio paths.
 
-Layer 1: imports only the atomic-write helper. :class:`DataError`, raised by the whole data layer
-(``data_check`` and ``data`` import it from here), lives here because this is its lowest module.
+:class:`DataError`, raised by the whole data layer (``waveglow.data`` imports it from here), lives here
+because this is its lowest module; the lists are here, not in ``waveglow.data``, because synthesis reads them too.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .files import atomic_write_text
+from waveglow.files import atomic_write_text
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3", ".opus")
 SPLITS = ("train", "validation", "test", "all")

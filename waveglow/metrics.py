@@ -24,9 +24,9 @@ from functools import cached_property
 import numpy as np
 import torch
 
-from .audio import MelSpectrogram, resample
-from .config import AudioConfig
-from .stft_loss import MultiResolutionSTFTLoss
+from waveglow.audio import MelSpectrogram, resample
+from waveglow.config import AudioConfig
+from waveglow.stft_loss import MultiResolutionSTFTLoss
 
 FULL_REFERENCE = (
     "pesq",

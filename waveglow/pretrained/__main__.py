@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import CheckpointError, load_checkpoint
-from . import FOLDER, export_weights, list_pretrained, pretrained_path
+from waveglow.checkpoints import CheckpointError, export_weights, load_checkpoint
+from waveglow.checkpoints.pretrained import FOLDER, list_pretrained, pretrained_path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,1 @@
+"""Benchmarks: the variants, the machine record, FLOP counts, the report; ``python -m waveglow.bench``."""

@@ -1,0 +1,267 @@
+"""The training and validation datasets.
+
+Randomness comes only from
+``(seed, epoch, index)``, so a segment is the same whichever DataLoader worker loads it, differs per epoch,
+and nothing touches global random state.
+
+Short clips (fewer samples than ``segment_length``) are extended by mirror padding (the clip, then the clip
+reversed, and so on; ``numpy.pad(mode="symmetric")``) at a random offset, never with zeros: a run of exact
+zeros has no density under the flow, and the original code's zero padding is a known cause of exploding
+losses. ``short_clips="drop"`` leaves them out instead.
+
+Filelists and splits live in :mod:`waveglow.filelists`, the data check in :mod:`waveglow.data.check`; the command line in ``waveglow/data/__main__.py``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from waveglow.audio import AudioFileError, MelSpectrogram, load_audio
+from waveglow.config import AudioConfig
+from waveglow.data.check import min_clip_samples
+from waveglow.filelists import (
+    DataError,
+)
+from waveglow.files import atomic_write
+
+log = logging.getLogger(__name__)
+
+
+# -------------------------------------------------------------------------------------------- audio access
+
+
+def _cache_path(cache_dir: Path, path: Path, sampling_rate: int) -> Path:
+    stat = path.stat()
+    key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{sampling_rate}"
+    return cache_dir / f"{hashlib.sha1(key.encode('utf-8')).hexdigest()}.npy"
+
+
+def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    atomic_write(path, lambda handle: np.save(handle, array), durable=False)  # a cache: rebuilt if lost
+
+
+def load_cached(path: Path, sampling_rate: int, cache_dir: Path | None) -> np.ndarray:
+    """The file's mono float32 audio at ``sampling_rate``, through the cache when ``cache_dir`` is set.
+
+    Cache entries are keyed by the file's absolute path, size, modification time and the target rate, so
+    an edited file or a new rate is decoded afresh. Entries are written atomically (safe with workers).
+    """
+    if cache_dir is None:
+        return load_audio(path, sampling_rate)[0]
+    entry = _cache_path(cache_dir, path, sampling_rate)
+    if entry.is_file():
+        try:
+            return np.load(entry, mmap_mode="r")
+        except (OSError, ValueError):
+            log.warning("%s: unreadable cache entry for %s, decoding again", entry, path)
+    audio = load_audio(path, sampling_rate)[0]
+    _atomic_save_npy(entry, audio)
+    return audio
+
+
+def mirror_pad(audio: np.ndarray, length: int, left: int) -> np.ndarray:
+    """Extend ``audio`` (T,) to ``length`` samples by mirroring, with ``left`` of the new samples in front."""
+    missing = length - len(audio)
+    if missing <= 0:
+        return audio[:length]
+    if not 0 <= left <= missing:
+        raise ValueError(f"left padding {left} outside [0, {missing}]")
+    return np.pad(audio, (left, missing - left), mode="symmetric")
+
+
+class AudioSegmentDataset(Dataset):
+    """Random training segments: ``ds[i]`` -> audio (segment_length,) float32 in [-1, 1].
+
+    The segment of clip ``i`` is drawn from a generator seeded with ``(seed, epoch, i)``; call
+    ``set_epoch(epoch)`` before each epoch. The epoch lives in shared memory, so DataLoader workers
+    (persistent or not) see it, and a segment does not depend on which worker loads it. Files at the
+    config's rate are read partially (only the segment); others are decoded whole and resampled (once, when
+    ``cache_dir`` is given). Clips shorter than a segment are mirror padded at a random offset
+    (``short_clips="pad"``) or left out (``"drop"``). With ``return_mel`` the item is (audio, mel
+    (n_mel, 1 + segment_length // hop_length)), computed by :class:`MelSpectrogram`; a trainer may instead
+    compute the mel batch-wise on its device with the same module. ``dither`` adds uniform noise of that
+    many 16-bit steps (1/32768) peak to peak, so digital silence inside clips is not exactly zero (0: off).
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        audio_cfg: AudioConfig,
+        segment_length: int,
+        seed: int = 1234,
+        cache_dir: str | Path | None = None,
+        short_clips: str = "pad",
+        return_mel: bool = False,
+        dither: float = 1.0,
+    ):
+        import soundfile as sf
+
+        if segment_length < min_clip_samples(audio_cfg):
+            raise DataError(
+                f"segment_length {segment_length} is shorter than one window ({audio_cfg.win_length})"
+            )
+        if short_clips not in ("pad", "drop"):
+            raise DataError(f"short_clips must be 'pad' or 'drop', got {short_clips!r}")
+        self.audio_cfg = audio_cfg
+        self.segment_length = int(segment_length)
+        self.seed = int(seed)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.return_mel = return_mel
+        self.dither = float(dither)
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._mel: MelSpectrogram | None = None
+        self.paths: list[Path] = []
+        self.frames: list[int] = []  # native length of each clip
+        self.rates: list[int] = []  # native rate of each clip
+        dropped = 0
+        for raw in paths:
+            path = Path(raw)
+            try:
+                info = sf.info(str(path))
+            except Exception as exc:  # noqa: BLE001
+                raise AudioFileError(f"{path}: unreadable ({exc}); run the data check") from exc
+            target_frames = math.floor(info.frames * audio_cfg.sampling_rate / info.samplerate)
+            if short_clips == "drop" and target_frames < self.segment_length:
+                dropped += 1
+                continue
+            self.paths.append(path)
+            self.frames.append(int(info.frames))
+            self.rates.append(int(info.samplerate))
+        if not self.paths:
+            raise DataError(f"no clips left of {len(paths)} (short clips dropped: {dropped})")
+        if dropped:
+            log.info("left out %d clips shorter than %d samples", dropped, self.segment_length)
+        other = Counter(rate for rate in self.rates if rate != audio_cfg.sampling_rate)
+        if other:
+            log.info(
+                "resampling %d of %d files (%s) to %d Hz%s",
+                sum(other.values()),
+                len(self.paths),
+                ", ".join(f"{rate} Hz: {n}" for rate, n in sorted(other.items())),
+                audio_cfg.sampling_rate,
+                f"; caching them in {self.cache_dir}" if self.cache_dir else " at every read (no cache_dir)",
+            )
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.item())
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose segments the next reads return (seen by all workers)."""
+        self._epoch.fill_(int(epoch))
+
+    def generator(self, index: int) -> np.random.Generator:
+        """The random generator of clip ``index`` in the current epoch."""
+        return np.random.default_rng([self.seed, self.epoch, index])
+
+    def segment(self, index: int) -> np.ndarray:
+        """The (segment_length,) float32 segment of clip ``index`` for the current epoch."""
+        path, frames, rate = self.paths[index], self.frames[index], self.rates[index]
+        target = self.audio_cfg.sampling_rate
+        length = math.floor(frames * target / rate)
+        rng = self.generator(index)
+        if length >= self.segment_length:
+            start = int(rng.integers(0, length - self.segment_length + 1))
+            if rate == target:
+                audio = _read_span(path, start, self.segment_length)
+            else:
+                audio = load_cached(path, target, self.cache_dir)[start : start + self.segment_length]
+            if len(audio) < self.segment_length:  # a header that overstates the length
+                audio = mirror_pad(np.asarray(audio), self.segment_length, 0)
+        else:
+            audio = load_cached(path, target, self.cache_dir)
+            if len(audio) < min_clip_samples(self.audio_cfg):
+                raise AudioFileError(f"{path}: too short ({len(audio)} samples); run the data check")
+            left = int(rng.integers(0, self.segment_length - len(audio) + 1))
+            audio = mirror_pad(np.asarray(audio), self.segment_length, left)
+        audio = np.array(audio, dtype=np.float32)
+        if self.dither > 0:
+            # Uniform dequantisation noise: exact digital silence (runs of zeros, common in trimmed
+            # recordings) has no density under the flow and would let the likelihood diverge.
+            noise = rng.uniform(-0.5, 0.5, size=audio.shape) * (self.dither / 32768)
+            audio = np.clip(audio + noise.astype(np.float32), -1.0, 1.0)
+        return audio
+
+    def __getitem__(self, index: int) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        audio = torch.from_numpy(self.segment(index))  # (segment_length,)
+        if not self.return_mel:
+            return audio
+        if self._mel is None:
+            self._mel = MelSpectrogram(self.audio_cfg)
+        with torch.no_grad():
+            mel = self._mel(audio.unsqueeze(0))[0]  # (n_mel, F)
+        return audio, mel
+
+
+def _read_span(path: Path, start: int, frames: int) -> np.ndarray:
+    import soundfile as sf
+
+    try:
+        data, _ = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
+    except Exception as exc:  # noqa: BLE001
+        raise AudioFileError(f"{path}: cannot read audio ({exc})") from exc
+    audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    if not np.all(np.isfinite(audio)):
+        raise AudioFileError(f"{path}: contains NaN or infinite samples")
+    return np.clip(audio, -1.0, 1.0)
+
+
+class AudioClipDataset(Dataset):
+    """Whole clips for validation: ``ds[i]`` -> (audio (T,) float32 at the config's rate, path str).
+
+    ``max_samples`` (optional) keeps only the first samples of long clips.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path],
+        audio_cfg: AudioConfig,
+        cache_dir: str | Path | None = None,
+        max_samples: int | None = None,
+    ):
+        self.paths = [Path(p) for p in paths]
+        self.audio_cfg = audio_cfg
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.max_samples = max_samples
+        self._resampling_logged = False
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+        path = self.paths[index]
+        if not self._resampling_logged:
+            self._log_resampling()
+        audio = np.array(load_cached(path, self.audio_cfg.sampling_rate, self.cache_dir), dtype=np.float32)
+        if self.max_samples:
+            audio = audio[: self.max_samples]
+        return torch.from_numpy(audio), str(path)
+
+    def _log_resampling(self) -> None:
+        """Say once per dataset (per process) how many clips are resampled; unreadable ones are skipped here."""
+        import soundfile as sf
+
+        self._resampling_logged = True
+        rates = Counter()
+        for path in self.paths:
+            try:
+                rates[sf.info(str(path)).samplerate] += 1
+            except Exception:  # noqa: BLE001 - reported with the file's name when it is loaded
+                continue
+        other = sum(n for rate, n in rates.items() if rate != self.audio_cfg.sampling_rate)
+        if other:
+            log.info(
+                "resampling %d of %d clips to %d Hz", other, len(self.paths), self.audio_cfg.sampling_rate
+            )

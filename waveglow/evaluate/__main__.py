@@ -1,0 +1,132 @@
+"""``python -m waveglow.evaluate [--checkpoint CKPT] FILELIST [--baseline griffin-lim] [--output DIR]``.
+
+Copy synthesis of every file with the model and/or the Griffin-Lim baseline; prints the means and writes
+report.json, report.md, metrics.png and mel plots (see ``waveglow.evaluate.report.evaluate_model``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+
+import torch
+
+from waveglow.checkpoints import load_model
+from waveglow.cli import add_audio_override_args, audio_overrides
+from waveglow.config import AudioConfig
+from waveglow.evaluate.griffin_lim import DEFAULT_ITERATIONS
+from waveglow.evaluate.report import evaluate_model
+from waveglow.filelists import resolve_files
+from waveglow.metrics import ALL_METRICS
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m waveglow.evaluate",
+        description="Copy-synthesis evaluation: held-out NLL, PESQ, STOI, MCD, MR-STFT, pitch and voicing, "
+        "log-mel distance and DNSMOS per file, beside a Griffin-Lim baseline and the recordings' own scores.",
+    )
+    parser.add_argument("files", help="filelist, LJSpeech folder (its test split) or directory of audio")
+    parser.add_argument(
+        "--checkpoint",
+        help="our checkpoint or a published NVIDIA file; omit with --baseline to score the baseline",
+    )
+    parser.add_argument(
+        "--baseline", choices=["griffin-lim"], help="also score this classical inverse of the mels"
+    )
+    parser.add_argument(
+        "--griffin-lim-iters", type=int, default=DEFAULT_ITERATIONS, help=f"default {DEFAULT_ITERATIONS}"
+    )
+    parser.add_argument(
+        "--metrics", default="all", help=f"comma-separated subset of {','.join(ALL_METRICS)} (default all)"
+    )
+    parser.add_argument(
+        "--output", default=None, help="write report.json, report.md, metrics.png, mel plots here"
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="with --output: write report.json, report.md, metrics.png and mels.png only (no per-file wavs and plots)",
+    )
+    parser.add_argument("--data-root", default="", help="resolve relative filelist paths against this")
+    parser.add_argument("--sigma", type=float, default=0.6, help="std of z at synthesis (default 0.6)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--max-files", type=int, default=0, help="evaluate only the first N files (0: all)")
+    parser.add_argument(
+        "--seed", type=int, default=1234, help="seed of the synthesis noise and Griffin-Lim phase"
+    )
+    add_audio_override_args(parser, "; NVIDIA files and baseline-only runs, which have no stored config")
+    args = parser.parse_args(argv)
+    if args.checkpoint is None and args.baseline is None:
+        parser.error("give --checkpoint, --baseline griffin-lim, or both")
+    if args.griffin_lim_iters < 1:
+        parser.error(f"--griffin-lim-iters must be at least 1, got {args.griffin_lim_iters}")
+    args.metric_names = (
+        ALL_METRICS if args.metrics == "all" else tuple(m for m in args.metrics.split(",") if m)
+    )
+    unknown = sorted(set(args.metric_names) - set(ALL_METRICS))
+    if unknown:
+        parser.error(f"unknown metrics {unknown}; known: {', '.join(ALL_METRICS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    model, nll_sigma, dither, audio_cfg = None, 1.0, 0.0, None
+    if args.checkpoint:
+        model, cfg = load_model(args.checkpoint, **audio_overrides(args))
+        if getattr(model, "has_weight_norm", False):
+            model.remove_weight_norm()  # same outputs, faster synthesis
+        nll_sigma, dither = cfg.train.sigma, cfg.data.dither
+    else:
+        audio_cfg = AudioConfig(**audio_overrides(args))
+        audio_cfg.validate()
+    paths = resolve_files(args.files, data_root=args.data_root, split="test")
+    if args.max_files > 0:
+        paths = paths[: args.max_files]
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    report = evaluate_model(
+        model,
+        paths,
+        args.sigma,
+        device,
+        args.output,
+        seed=args.seed,
+        checkpoint=args.checkpoint or "",
+        nll_sigma=nll_sigma,
+        dither=dither,
+        audio_cfg=audio_cfg,
+        griffin_lim_iters=args.griffin_lim_iters if args.baseline else None,
+        metrics=args.metric_names,
+        per_file_outputs=not args.report_only,
+    )
+    plural = "s" if report.n_files != 1 else ""
+    if model is not None:
+        print(
+            f"{report.n_files} file{plural} ({report.n_bad} bad): held-out NLL {report.nll:.4f} nats/sample, "
+            f"copy-synthesis log-mel distance {report.log_mel_distance:.3f} (sigma {args.sigma}), "
+            f"synthesis {report.seconds_per_second:.2f} s per second of audio on {device}"
+        )
+    else:
+        print(f"{report.n_files} file{plural} ({report.n_bad} bad), no model: baselines only")
+    for name, means in [("model", report.mean)] + [(k, v["mean"]) for k, v in report.baselines.items()]:
+        if means:
+            print(f"  {name:12s} " + "  ".join(f"{k} {_short(v)}" for k, v in means.items()))
+    for clip in report.clips:
+        if clip.error:
+            print(f"  bad: {clip.path}: {clip.error}")
+    if args.output:
+        print(
+            f"report.json, report.md, metrics.png and mel plots (ground truth | synthesis) in {args.output}/"
+        )
+    return 0 if report.n_files else 1
+
+
+def _short(value: float) -> str:
+    return f"{value:.3f}" if math.isfinite(value) and abs(value) < 100 else f"{value:.1f}"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,207 @@
+"""WaveGlow: a mel-conditioned normalising flow from audio to Gaussian noise and back.
+
+Layout and numerics follow the published NVIDIA model so its released weights give the same outputs.
+Shapes: B batch, T audio samples, F mel frames, g = n_group, L = T // g.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from waveglow.config import AudioConfig, ModelConfig
+from waveglow.model.layers import WN, Invertible1x1Conv
+
+
+@dataclass
+class FlowOutput:
+    """Result of ``WaveGlow.forward``.
+
+    z: (B, g, L) latent, early outputs first (in the order they left), then the remaining channels.
+    log_det: (B,) float32, log|det dz/dx| per example = log_det_s + log_det_w.
+    log_det_s: (B,) float32, the sum of all log_s terms of the affine couplings.
+    log_det_w: (B,) float32, the sum of the 1x1 convolutions' log-determinants (times L each).
+    log_det_s_per_flow: (n_flows, B) float32, for logging.
+    """
+
+    z: torch.Tensor
+    log_det: torch.Tensor
+    log_det_s: torch.Tensor
+    log_det_w: torch.Tensor
+    log_det_s_per_flow: torch.Tensor
+
+
+def squeeze(audio: torch.Tensor, n_group: int) -> torch.Tensor:
+    """audio (B, T) -> (B, g, T // g) with x[b, j, t] = audio[b, g*t + j]."""
+    batch, length = audio.shape
+    if length % n_group:
+        raise ValueError(f"audio length {length} is not a multiple of n_group={n_group}")
+    return audio.reshape(batch, length // n_group, n_group).transpose(1, 2)  # (B, g, L)
+
+
+def unsqueeze(x: torch.Tensor) -> torch.Tensor:
+    """(B, g, L) -> audio (B, g*L), the inverse of ``squeeze``."""
+    return x.transpose(1, 2).reshape(x.shape[0], -1)  # (B, T)
+
+
+class WaveGlow(nn.Module):
+    """The WaveGlow flow.
+
+    ``forward(audio, mel)`` maps audio to z with the exact log-determinant (training);
+    ``reverse(z, mel)`` is its exact inverse; ``infer(mel, sigma)`` synthesises from Gaussian noise.
+    """
+
+    architecture = "waveglow"
+    time_major = False  # tensors inside are (B, C, L)
+
+    def __init__(self, model_cfg: ModelConfig | None = None, audio_cfg: AudioConfig | None = None):
+        super().__init__()
+        model_cfg = model_cfg if model_cfg is not None else ModelConfig()
+        audio_cfg = audio_cfg if audio_cfg is not None else AudioConfig()
+        model_cfg.validate()
+        audio_cfg.validate()
+        if model_cfg.n_mel_channels != audio_cfg.n_mel_channels:
+            raise ValueError(
+                f"model n_mel_channels ({model_cfg.n_mel_channels}) != audio n_mel_channels "
+                f"({audio_cfg.n_mel_channels})"
+            )
+        self.model_cfg = model_cfg
+        self.audio_cfg = audio_cfg
+        n_mel, n_group = model_cfg.n_mel_channels, model_cfg.n_group
+        # Frames to samples: stride is the hop, kernel the window, as in the published model.
+        self.upsample = nn.ConvTranspose1d(n_mel, n_mel, audio_cfg.win_length, stride=audio_cfg.hop_length)
+        self.WN = nn.ModuleList()
+        self.convinv = nn.ModuleList()
+        for remaining in model_cfg.flow_channels():
+            self.convinv.append(Invertible1x1Conv(remaining))
+            self.WN.append(
+                WN(
+                    remaining // 2,
+                    n_mel * n_group,
+                    model_cfg.n_layers,
+                    model_cfg.n_channels,
+                    model_cfg.kernel_size,
+                )
+            )
+        self.n_remaining_channels = model_cfg.remaining_channels()
+
+    @property
+    def hop_length(self) -> int:
+        return self.audio_cfg.hop_length
+
+    # ---------------------------------------------------------------- conditioning
+    def condition(self, mel: torch.Tensor, n_samples: int) -> torch.Tensor:
+        """mel (B, n_mel, F) -> conditioning (B, n_mel*g, n_samples // g), channel = mel_bin*g + j.
+
+        The transposed conv gives (F-1)*hop + win samples; the first ``n_samples`` are kept.
+        """
+        if mel.dim() != 3 or mel.shape[1] != self.model_cfg.n_mel_channels:
+            raise ValueError(f"mel must be (B, {self.model_cfg.n_mel_channels}, F), got {tuple(mel.shape)}")
+        cond = self.upsample(mel)  # (B, n_mel, (F-1)*hop + win)
+        if cond.shape[2] < n_samples:
+            raise ValueError(
+                f"{mel.shape[2]} mel frames cover {cond.shape[2]} samples, fewer than the {n_samples} needed"
+            )
+        cond = cond[:, :, :n_samples]
+        batch, n_mel, _ = cond.shape
+        g = self.model_cfg.n_group
+        cond = cond.reshape(batch, n_mel, n_samples // g, g)  # (B, n_mel, L, g)
+        return cond.transpose(2, 3).reshape(batch, n_mel * g, n_samples // g)  # (B, n_mel*g, L)
+
+    # ---------------------------------------------------------------- flow
+    def forward(self, audio: torch.Tensor, mel: torch.Tensor) -> FlowOutput:
+        """audio (B, T) with T a multiple of n_group, mel (B, n_mel, F) covering T -> FlowOutput."""
+        cfg = self.model_cfg
+        # The flow's carrier, log-dets and exp(log_s) stay in float32 (or float64) even under autocast;
+        # only the WN networks run in reduced precision.
+        acc = torch.promote_types(audio.dtype, torch.float32)
+        x = squeeze(audio.to(acc), cfg.n_group)  # (B, g, L)
+        batch, _, length = x.shape
+        cond = self.condition(mel, audio.shape[1])
+        early: list[torch.Tensor] = []
+        log_det_w = torch.zeros(batch, dtype=acc, device=audio.device)
+        log_s_terms = []
+        for k in range(cfg.n_flows):
+            if cfg.early_before(k):
+                early.append(x[:, : cfg.n_early_size])
+                x = x[:, cfg.n_early_size :]
+            x, log_det_w_k = self.convinv[k](x)
+            log_det_w = log_det_w + length * log_det_w_k
+            n_half = x.shape[1] // 2
+            x_a, x_b = x[:, :n_half], x[:, n_half:]
+            out = self.WN[k](x_a, cond)
+            shift, log_s = out[:, :n_half].to(acc), out[:, n_half:].to(acc)
+            x_b = torch.exp(log_s) * x_b + shift
+            log_s_terms.append(log_s.sum(dim=(1, 2)))
+            x = torch.cat([x_a, x_b], dim=1)
+        z = torch.cat(early + [x], dim=1)  # (B, g, L)
+        log_det_s_per_flow = torch.stack(log_s_terms)  # (n_flows, B)
+        log_det_s = log_det_s_per_flow.sum(0)
+        return FlowOutput(
+            z=z,
+            log_det=log_det_s + log_det_w,
+            log_det_s=log_det_s,
+            log_det_w=log_det_w,
+            log_det_s_per_flow=log_det_s_per_flow,
+        )
+
+    def reverse(self, z: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        """z (B, g, L), mel (B, n_mel, F) covering g*L samples -> audio (B, g*L): the inverse of forward."""
+        cfg = self.model_cfg
+        if z.dim() != 3 or z.shape[1] != cfg.n_group:
+            raise ValueError(f"z must be (B, {cfg.n_group}, L), got {tuple(z.shape)}")
+        cond = self.condition(mel, z.shape[1] * z.shape[2]).to(z.dtype)
+        n_early = cfg.n_early_outputs()
+        early = list(torch.split(z[:, : n_early * cfg.n_early_size], cfg.n_early_size, dim=1))
+        x = z[:, n_early * cfg.n_early_size :]
+        for k in reversed(range(cfg.n_flows)):
+            n_half = x.shape[1] // 2
+            x_a, x_b = x[:, :n_half], x[:, n_half:]
+            out = self.WN[k](x_a, cond)
+            shift, log_s = out[:, :n_half], out[:, n_half:]
+            x_b = (x_b - shift) * torch.exp(-log_s)
+            x = self.convinv[k].reverse(torch.cat([x_a, x_b], dim=1))
+            if cfg.early_before(k):
+                x = torch.cat([early.pop(), x], dim=1)
+        return unsqueeze(x)  # (B, T)
+
+    @torch.no_grad()
+    def infer(
+        self, mel: torch.Tensor, sigma: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """mel (B, n_mel, F) -> audio (B, F*hop_length), from z ~ N(0, sigma^2) on mel's device and dtype.
+
+        When F*hop_length is not a multiple of n_group (e.g. hop 300 with n_group 8), the flow runs on the
+        next multiple (the upsampled mel covers it) and the output is cut back to F*hop_length.
+        """
+        n_samples = mel.shape[2] * self.hop_length
+        g = self.model_cfg.n_group
+        length = -(-n_samples // g)  # ceil
+        z = torch.randn(mel.shape[0], g, length, generator=generator, device=mel.device, dtype=mel.dtype)
+        return self.reverse(z * sigma, mel)[:, :n_samples]
+
+    def apply_weight_norm(self) -> WaveGlow:
+        """Put weight norm back on plain convolutions (training from weights without it); outputs do not
+        change. Returns self."""
+        for wn in self.WN:
+            wn.apply_weight_norm()
+        return self
+
+    def remove_weight_norm(self) -> WaveGlow:
+        """Fold weight norm into plain weights for inference; outputs do not change. Returns self."""
+        for wn in self.WN:
+            wn.remove_weight_norm()
+        return self
+
+    def masked_layers(self) -> list[nn.Module]:
+        """The modules whose input mixes time steps (the dilated convs): a padded batch stays exact when
+        their inputs are zeroed beyond each item's length; their input is (B, C, L)."""
+        return [layer for wn in self.WN for layer in wn.in_layers]
+
+    @property
+    def has_weight_norm(self) -> bool:
+        from torch.nn.utils import parametrize
+
+        return parametrize.is_parametrized(self.WN[0].start, "weight")

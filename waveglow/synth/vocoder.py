@@ -1,0 +1,380 @@
+"""Synthesis: the ``Vocoder`` a TTS front end calls. Its inputs are checked in ``inputs.py``, its engines are
+``fast.py`` and ``eager.py``, ``score`` is ``waveglow.model.likelihood``; the batch job of ``infer.py`` is ``batch.py``.
+
+Noise. Item i's latent z_i ~ N(0, 1) of shape (n_group, ceil(F_i * hop_length / n_group)) is drawn on the
+CPU from ``torch.Generator().manual_seed(s_i)`` and then moved to the device, so a seed gives the same z on
+any device and in any batch. The per-item seeds s_i are either given (``seeds=``) or drawn in order, one
+int64 per item, from ``generator`` (the global RNG when None): a batch gives the same audio as calling the
+vocoder one item at a time, in the same order, with the same generator. ``infer.py`` derives s_i from
+``--seed`` and the output file name, so a file's audio does not depend on batch size, sharding or resuming.
+
+Batching. Mels of different lengths run as one padded batch in which the input of every dilated
+convolution is zeroed beyond each item's own length: exactly what the convolution's zero padding does when
+the item runs alone. The padded mel frames hold 0, so that the one padded frame whose upsampling window
+reaches back into an item's last, partial group of n_group samples (when hop_length is not a multiple of
+n_group) adds nothing there either. A batch therefore equals one-by-one synthesis up to float rounding,
+tail included; what the model computes in the padded region is masked out and cut off.
+
+Long inputs. Mels longer than ``max_frames`` run in chunks of at most ``max_frames`` frames that overlap by
+``overlap_frames`` and are joined with a raised-cosine crossfade. Each chunk uses its slice of the one
+whole-utterance z, so away from chunk edges a chunk computes what one pass computes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from waveglow.audio import MelSpectrogram
+from waveglow.checkpoints import list_pretrained, load_model, pretrained_path
+from waveglow.config import Config
+from waveglow.device import check_device, check_precision
+from waveglow.model.flow import WaveGlow
+from waveglow.model.likelihood import LogLikelihood, log_likelihood
+from waveglow.synth.denoiser import BIAS_MODES, Denoiser
+from waveglow.synth.eager import eager_reverse
+from waveglow.synth.fast import PRECISIONS, FastWaveGlow, prepare_for_inference
+from waveglow.synth.inputs import (
+    InputError,
+    MelInput,
+    as_audio_batch,
+    as_mel_batch,
+    bucket_frames,
+    draw_seeds,
+    split_mels,
+)
+
+ENGINES = ("fast", "eager")
+DEFAULT_MAX_FRAMES = 4000  # 46 s at 22.05 kHz with hop 256: ordinary utterances run in one exact pass
+DEFAULT_OVERLAP_FRAMES = 128  # chunk overlap (1.5 s at 22.05 kHz, hop 256), crossfaded
+
+
+# ---------------------------------------------------------------------------------------------- vocoder
+class Vocoder:
+    """A WaveGlow ready for synthesis: mel (n_mel, F) or (B, n_mel, F) or a list of mels -> audio.
+
+    Carries its own audio settings (sampling_rate, hop_length, the mel front end) from the checkpoint's
+    config. ``precision`` "fp32", "bf16" or "fp16" runs the coupling networks in that dtype; the flow's
+    carrier, z, the 1x1 inverses and the output stay float32.
+
+    ``engine`` "fast" (default; for WaveGlow, the light flow always runs its own reverse) synthesises with ``waveglow.synth.fast.FastWaveGlow`` (weight norm, 1x1 inverses,
+    start and end folded in advance, time-major matrix products; equal to "eager" within float32 rounding,
+    1.5x faster on CPU); "eager" runs ``WaveGlow.reverse`` as the original code does, under autocast for
+    bf16/fp16. ``compile`` (torch.compile) and ``cuda_graphs`` (one CUDA graph per batch shape) apply to
+    the fast engine; both specialise on shapes, so with either one ``bucket_lengths`` (default: on when
+    either is) pads every batch to one of a few fixed lengths (``inputs.bucket_frames``; each item still
+    gets exactly its own audio) so that a long job reuses a handful of shapes.
+    """
+
+    def __init__(
+        self,
+        model: WaveGlow,
+        config: Config,
+        device: str | torch.device | None = None,
+        precision: str = "fp32",
+        overlap_frames: int = DEFAULT_OVERLAP_FRAMES,
+        denoiser_mode: str = "zeros",
+        engine: str = "fast",
+        compile: bool = False,
+        cuda_graphs: bool = False,
+        bucket_lengths: bool | None = None,
+    ):
+        _check_options(engine, precision, overlap_frames, denoiser_mode, compile or cuda_graphs)
+        if getattr(model, "architecture", "waveglow") != "waveglow":
+            if compile or cuda_graphs:
+                raise ValueError(
+                    "compile and cuda_graphs apply to the WaveGlow fast engine, not the light flow"
+                )
+            # The light flow is time-major matrix products already (what the fast engine makes of WaveGlow):
+            # it runs its own reverse pass, under autocast for bf16/fp16, whichever engine is asked for.
+            engine = "eager"
+        self.bucket_lengths = (compile or cuda_graphs) if bucket_lengths is None else bucket_lengths
+        self.config = config
+        self.device = check_device(device, option="device")  # DeviceError naming it when absent here
+        self.precision = precision
+        self.dtype = PRECISIONS[precision]
+        self.overlap_frames = overlap_frames
+        self.denoiser_mode = denoiser_mode
+        self.engine = engine
+        check_precision(self.device, self.dtype, engine)
+        self._prepare(model, compile=compile, cuda_graphs=cuda_graphs)
+        self.mel_fn = MelSpectrogram(config.audio).to(self.device)
+        self._denoiser: Denoiser | None = None
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        device: str | torch.device | None = None,
+        precision: str = "fp32",
+        audio_overrides: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Vocoder:
+        """Rebuild model and mel front end from a checkpoint (ours or NVIDIA's); device None: cuda if any.
+
+        ``audio_overrides`` (e.g. ``{"sampling_rate": 24000, "hop_length": 300}``) apply to published NVIDIA
+        files only, which do not store their audio settings (the published ones are the default).
+        """
+        model, config = load_model(path, map_location="cpu", **(audio_overrides or {}))
+        return cls(model, config, device=device, precision=precision, **kwargs)
+
+    @classmethod
+    def from_pretrained(cls, name: str, **kwargs: Any) -> Vocoder:
+        """A model that ships with the package, by name (``waveglow.list_pretrained()``), offline; the same
+        keyword options as ``from_checkpoint``."""
+        path = pretrained_path(name)
+        if path is None:
+            shipped = ", ".join(list_pretrained()) or "none"
+            raise ValueError(f"no shipped model named {name!r} (shipped: {shipped})")
+        return cls.from_checkpoint(path, **kwargs)
+
+    def _prepare(self, model: WaveGlow, compile: bool, cuda_graphs: bool) -> None:
+        """The one place where the model is made ready for inference.
+
+        Sets ``self.model``, the plain WaveGlow (weight norm folded, eval), which ``score`` and the eager
+        engine use (for batches of different lengths with the dilated-conv inputs masked by hooks on
+        ``WN[k].in_layers``), and ``self.fast``, the fast engine's ``FastWaveGlow`` (None for eager), which
+        takes each item's length itself and holds its own copy of the weights on the device. With the fast
+        engine the plain model stays on the CPU until ``score`` first needs it on the device, so synthesis
+        holds one copy of the weights in device memory, not two.
+        """
+        if model.has_weight_norm:
+            model.remove_weight_norm()
+        self.model = model.eval().requires_grad_(False)
+        self.fast: FastWaveGlow | None = None
+        if self.engine == "fast":
+            self.model.cpu()
+            self.fast = prepare_for_inference(
+                self.model, self.device, self.precision, compile=compile, cuda_graphs=cuda_graphs
+            )
+        else:
+            self.model.to(self.device)
+
+    def _plain_model_on_device(self) -> WaveGlow:
+        """The plain model, moved to the vocoder's device on first use (the fast engine leaves it on CPU)."""
+        return self.model.to(self.device)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def sampling_rate(self) -> int:
+        return self.config.audio.sampling_rate
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.audio.hop_length
+
+    @property
+    def n_mel_channels(self) -> int:
+        return self.config.audio.n_mel_channels
+
+    @property
+    def n_group(self) -> int:
+        return self.config.model.n_group
+
+    @property
+    def denoiser(self) -> Denoiser:
+        """The bias-removal denoiser, built on first use (weights never change in a Vocoder)."""
+        if self._denoiser is None:
+            self._denoiser = Denoiser.from_model(
+                self.model, mode=self.denoiser_mode, synthesize=self._synthesize_zero_noise
+            ).to(self.device)
+        return self._denoiser
+
+    # ------------------------------------------------------------------ synthesis
+    @torch.inference_mode()
+    def __call__(
+        self,
+        mel: MelInput | Sequence[MelInput],
+        sigma: float = 0.6,
+        denoise: float = 0.0,
+        generator: torch.Generator | None = None,
+        lengths: Sequence[int] | torch.Tensor | None = None,
+        seeds: Sequence[int] | None = None,
+        max_frames: int | None = None,
+    ) -> torch.Tensor | list[torch.Tensor]:
+        """Synthesise audio in [-1, 1] (float32, on the vocoder's device).
+
+        mel: (n_mel, F) or (B, n_mel, F) tensor or array -> (B, F*hop_length); with ``lengths`` (B,) in
+        frames, item i is mel[i, :, :lengths[i]] and the result is (B, max(lengths)*hop_length) with item
+        i's audio in [:lengths[i]*hop_length] and zeros after it. A list of mels (n_mel, F_i) -> a list of
+        audio (F_i*hop_length,). sigma: std of z; denoise: bias-removal strength (0: off); generator or
+        seeds: the noise (module docstring); max_frames: chunk longer mels (None: never).
+        """
+        mels, as_list = split_mels(mel, lengths, self.config.audio)
+        mels = [m.to(self.device) for m in mels]
+        if seeds is None:
+            seeds = draw_seeds(len(mels), generator)
+        elif len(seeds) != len(mels):
+            raise ValueError(f"got {len(seeds)} seeds for {len(mels)} mels")
+        audio = self.synthesize(mels, list(seeds), sigma=sigma, denoise=denoise, max_frames=max_frames)
+        if as_list:
+            return audio
+        out = torch.zeros(len(audio), max(a.shape[0] for a in audio), device=self.device)
+        for i, item in enumerate(audio):
+            out[i, : item.shape[0]] = item
+        return out
+
+    def z_columns(self, frames: int) -> int:
+        """Time steps of z (columns of n_group samples) that cover ``frames`` mel frames."""
+        return -(-frames * self.hop_length // self.n_group)
+
+    @property
+    def frames_per_z_column(self) -> int:
+        """The fewest frames that end on a whole z column (chunk starts and bucket sizes are multiples)."""
+        return self.n_group // math.gcd(self.hop_length, self.n_group)
+
+    def noise(self, seed: int, frames: int) -> torch.Tensor:
+        """z ~ N(0, 1) (n_group, z_columns(frames)) float32 on the device, from a CPU generator."""
+        gen = torch.Generator().manual_seed(seed)
+        return torch.randn(self.n_group, self.z_columns(frames), generator=gen).to(self.device)
+
+    def synthesize(
+        self,
+        mels: Sequence[torch.Tensor],
+        seeds: Sequence[int],
+        sigma: float = 0.6,
+        denoise: float = 0.0,
+        max_frames: int | None = None,
+    ) -> list[torch.Tensor]:
+        """Checked mels (n_mel, F_i) on the device and one seed each -> audio (F_i*hop_length,) in [-1, 1]."""
+        if not sigma >= 0:
+            raise ValueError(f"sigma must be >= 0, got {sigma}")
+        out: list[torch.Tensor | None] = [None] * len(mels)
+        zs = [self.noise(seed, mel.shape[1]) * sigma for mel, seed in zip(mels, seeds)]
+        short = [i for i, mel in enumerate(mels) if max_frames is None or mel.shape[1] <= max_frames]
+        if short:
+            audio = self._synthesize_batch([mels[i] for i in short], [zs[i] for i in short])
+            for i, item in zip(short, audio):
+                out[i] = item
+        for i, mel in enumerate(mels):
+            if out[i] is None:
+                out[i] = self._synthesize_chunked(mel, zs[i], max_frames)  # type: ignore[arg-type]
+        result = []
+        for item in out:
+            if denoise > 0:
+                item = self.denoiser(item, denoise)
+            result.append(item.clamp(-1.0, 1.0))
+        return result
+
+    def _synthesize_batch(
+        self, mels: Sequence[torch.Tensor], zs: Sequence[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """One padded pass: mels (n_mel, F_i), scaled z (n_group, L_i) -> audio (F_i*hop_length,) float32."""
+        frames = [mel.shape[1] for mel in mels]
+        lengths = [z.shape[1] for z in zs]
+        padded = max(frames)
+        if self.bucket_lengths:
+            padded = bucket_frames(padded, self.frames_per_z_column)
+        # Zero padding (not the log floor): a padded frame's upsampling must add nothing to real samples.
+        mel_batch = torch.zeros(len(mels), self.n_mel_channels, padded, device=self.device)
+        z_batch = torch.zeros(len(zs), self.n_group, self.z_columns(padded), device=self.device)
+        for i, (mel, z) in enumerate(zip(mels, zs)):
+            mel_batch[i, :, : frames[i]] = mel
+            z_batch[i, :, : lengths[i]] = z
+        # each item's z columns: both engines keep every item's padded tail out of the others
+        if self.fast is not None:  # casts its own weights to the precision
+            audio = self.fast.reverse(z_batch, mel_batch, lengths)
+        else:
+            audio = eager_reverse(self.model, z_batch, mel_batch, lengths, self.dtype)  # (B, g*L)
+        return [audio[i, : n * self.hop_length].float() for i, n in enumerate(frames)]
+
+    def _synthesize_zero_noise(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel (1, n_mel, F) -> audio (1, F*hop) at sigma 0, in the vocoder's precision (for the denoiser)."""
+        z = torch.zeros(self.n_group, self.z_columns(mel.shape[2]), device=self.device)
+        return self._synthesize_batch([mel[0].to(self.device)], [z])[0].unsqueeze(0)
+
+    def chunk_bounds(self, frames: int, max_frames: int) -> list[tuple[int, int]]:
+        """Frame ranges [start, end) of the chunks of a ``frames``-long mel; starts keep z slices whole."""
+        align = self.frames_per_z_column
+        chunk = max_frames - max_frames % align
+        overlap = -(-self.overlap_frames // align) * align
+        step = chunk - overlap
+        if step < align or step < overlap:
+            raise ValueError(
+                f"max_frames ({max_frames}) must be at least twice overlap_frames ({self.overlap_frames})"
+            )
+        bounds = [(0, min(chunk, frames))]
+        while bounds[-1][1] < frames:
+            start = bounds[-1][0] + step
+            bounds.append((start, min(start + chunk, frames)))
+        return bounds
+
+    def _synthesize_chunked(self, mel: torch.Tensor, z: torch.Tensor, max_frames: int) -> torch.Tensor:
+        """mel (n_mel, F) with F > max_frames, scaled z (n_group, L) -> audio (F*hop,), crossfaded chunks."""
+        hop, g = self.hop_length, self.n_group
+        audio = torch.zeros(mel.shape[1] * hop, device=self.device)
+        filled = 0  # samples of ``audio`` written so far
+        for start, end in self.chunk_bounds(mel.shape[1], max_frames):
+            first = start * hop // g
+            z_chunk = z[:, first : first + -(-(end - start) * hop // g)]
+            piece = self._synthesize_batch([mel[:, start:end]], [z_chunk])[0]  # ((end-start)*hop,)
+            fade = filled - start * hop  # samples shared with the previous chunk
+            if fade > 0:
+                ramp = torch.sin(0.5 * math.pi * (torch.arange(fade, device=self.device) + 0.5) / fade) ** 2
+                audio[start * hop : filled] = audio[start * hop : filled] * (1 - ramp) + piece[:fade] * ramp
+            audio[filled : end * hop] = piece[max(fade, 0) :]
+            filled = end * hop
+        return audio
+
+    # ------------------------------------------------------------------ analysis
+    @torch.inference_mode()
+    def mel(self, audio: MelInput) -> torch.Tensor:
+        """audio (T,) or (B, T) in [-1, 1] at ``sampling_rate`` -> log-mel (B, n_mel, 1 + T // hop_length)."""
+        return self.mel_fn(as_audio_batch(audio, self.device))
+
+    @torch.inference_mode()
+    def copy_synthesis(
+        self,
+        audio: MelInput,
+        sigma: float = 0.6,
+        denoise: float = 0.0,
+        generator: torch.Generator | None = None,
+        seeds: Sequence[int] | None = None,
+    ) -> torch.Tensor:
+        """audio (T,) or (B, T) -> its resynthesis from its own mel, (B, T) float32.
+
+        The mel comes from this vocoder's own front end, so it is not checked against the mel convention
+        (loud or noisy audio would otherwise be warned about as "a log10 mel").
+        """
+        audio = as_audio_batch(audio, self.device)
+        mels = list(self.mel(audio))  # B x (n_mel, F)
+        if seeds is None:
+            seeds = draw_seeds(len(mels), generator)
+        elif len(seeds) != len(mels):
+            raise ValueError(f"got {len(seeds)} seeds for {len(mels)} audio items")
+        out = self.synthesize(mels, list(seeds), sigma=sigma, denoise=denoise)
+        return torch.stack(out)[:, : audio.shape[1]]
+
+    @torch.inference_mode()
+    def score(self, audio: MelInput, mel: MelInput | None = None) -> LogLikelihood:
+        """Exact log-likelihood of audio (T,) or (B, T) given its mel (B, n_mel, F) (default: ``mel(audio)``).
+
+        Runs ``model.forward`` in float32 whatever the precision, with the prior sigma the model was trained
+        with (``config.train.sigma``); T is cut to a multiple of n_group.
+        """
+        audio = as_audio_batch(audio, self.device)  # InputError for NaN/inf samples (a NaN score otherwise)
+        audio = audio[:, : audio.shape[1] - audio.shape[1] % self.n_group]
+        if audio.shape[1] == 0:
+            raise InputError(f"audio: shorter than n_group={self.n_group} samples")
+        mel_batch = self.mel(audio) if mel is None else as_mel_batch(mel, self.device)
+        return log_likelihood(self._plain_model_on_device(), audio, mel_batch, self.config.train.sigma)
+
+
+def _check_options(
+    engine: str, precision: str, overlap_frames: int, denoiser_mode: str, shapes: bool
+) -> None:
+    """ValueError for a ``Vocoder`` option out of range; ``shapes``: compile or cuda_graphs was asked for."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if shapes and engine != "fast":
+        raise ValueError("compile and cuda_graphs need engine='fast'")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if overlap_frames < 1:
+        raise ValueError(f"overlap_frames must be >= 1, got {overlap_frames}")
+    if denoiser_mode not in BIAS_MODES:
+        raise ValueError(f"denoiser_mode must be one of {BIAS_MODES}, got {denoiser_mode!r}")
