@@ -11,6 +11,7 @@ from conftest import TINY_AUDIO
 from waveglow import Config, ConfigError, LightWaveGlow, ModelConfig, list_pretrained
 from waveglow.checkpoints import CheckpointError, load_model, model_from_payload, model_payload, save_model
 from waveglow.model.architectures import build_flow
+from waveglow.model.light import gated_unit
 from waveglow.stft_loss import MultiResolutionSTFTLoss
 from waveglow.synth.vocoder import Vocoder
 from waveglow.train.objective import FlowObjective, SampleLoss
@@ -214,3 +215,23 @@ def test_odd_step_counts_and_the_synthesis_inverse_cache_never_go_stale():
         fresh = model.reverse(z, mel[:1])  # autograd: computed anew, no cache
     assert not torch.allclose(first, second)
     assert torch.allclose(second, fresh.detach(), atol=1e-6)
+
+
+def test_gated_unit_equals_tanh_times_sigmoid():
+    acts = 4 * torch.randn(3, 5, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    scale = torch.cat([torch.full((16,), 2.0), torch.ones(16)]).double()
+    expected = torch.tanh(acts[..., :16]) * torch.sigmoid(acts[..., 16:])
+    assert (gated_unit(acts, scale) - expected).abs().max().item() < 1e-12
+
+
+def test_init_from_a_light_checkpoint_copies_its_weights(tmp_path):
+    """Fine-tuning (train.py --init-from) a light flow from a light checkpoint: the light flow has no weight
+    norm to put back, and every weight arrives unchanged."""
+    from waveglow.train.setup import build_model
+
+    source = make_light(seed=5)
+    cfg = Config(model=TINY_LIGHT, audio=TINY_AUDIO)
+    save_model(source, cfg, tmp_path / "light.pt")
+    model = build_model(cfg, init_from=tmp_path / "light.pt")
+    assert isinstance(model, LightWaveGlow)
+    assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), model.state_dict().values()))
