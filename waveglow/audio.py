@@ -31,6 +31,26 @@ class AudioFileError(ValueError):
 # ---------------------------------------------------------------------------------------------- file I/O
 
 
+SILENCE_PEAK = 1e-4  # a clip whose peak is below this (-80 dBFS) is silent: nothing to learn or score
+
+
+def min_clip_samples(audio_cfg: AudioConfig) -> int:
+    """The shortest usable clip: one full analysis window (``win_length`` samples)."""
+    return audio_cfg.win_length
+
+
+def clip_problem(peak: float, n_samples: int, audio_cfg: AudioConfig) -> str | None:
+    """Why a readable, finite clip is unusable for training or evaluation (silent, or shorter than one
+    window at the config's rate), or None. ``n_samples`` counts samples at ``audio_cfg.sampling_rate``.
+    The one rule of the data check (``waveglow.data.check``) and ``python -m waveglow.evaluate``."""
+    if peak < SILENCE_PEAK:
+        return f"silent (peak {peak:.2g}, below {SILENCE_PEAK:g})"
+    minimum = min_clip_samples(audio_cfg)
+    if n_samples < minimum:
+        return f"too short ({n_samples} samples at {audio_cfg.sampling_rate} Hz; need at least {minimum}, one window)"
+    return None
+
+
 def load_audio(path: str | Path, sampling_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Read any file soundfile reads (wav, flac, ogg; 16/24-bit PCM or float) as mono float32 in [-1, 1].
 
@@ -48,7 +68,9 @@ def load_audio(path: str | Path, sampling_rate: int | None = None) -> tuple[np.n
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # noqa: BLE001 - soundfile raises several types for corrupt files
-        raise AudioFileError(f"{path}: cannot read audio ({exc})") from exc
+        # soundfile's message quotes the path again ("Error opening '<path>': ..."): name the file once
+        detail = str(exc).replace(f"Error opening {str(path)!r}: ", "").replace(str(path), "the file")
+        raise AudioFileError(f"{path}: cannot read audio ({detail})") from exc
     audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     if audio.size == 0:
         raise AudioFileError(f"{path}: no audio samples")

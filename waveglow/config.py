@@ -18,7 +18,10 @@ from typing import Any
 from waveglow.files import atomic_write_text
 
 CONFIG_VERSION = 1
-ARCHITECTURES = ("waveglow", "light")  # model.architecture: waveglow.model.flow.WaveGlow, waveglow.model.light.LightWaveGlow
+ARCHITECTURES = (
+    "waveglow",
+    "light",
+)  # model.architecture: waveglow.model.flow.WaveGlow, waveglow.model.light.LightWaveGlow
 
 
 class ConfigError(ValueError):

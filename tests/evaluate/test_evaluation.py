@@ -214,3 +214,38 @@ def test_evaluate_model_on_cuda(tmp_path):
         cpu.baselines["griffin_lim"]["mean"]["mcd_db"], rel=1e-2
     )  # the same inversion of mels that differ by float rounding
     assert (tmp_path / "out/report.json").is_file()
+
+
+def test_evaluate_follows_the_data_check_and_the_exit_codes_of_infer(tmp_path, capsys):
+    """A silent clip is bad as the data check says (never in the means), each bad clip is listed once with
+    its path and reason, and bad files give exit code 1; a missing or unsafe checkpoint and a device this
+    machine lacks give one line and exit code 2."""
+    clips = make_clips(tmp_path / "clips", 2)
+    silent = tmp_path / "clips/silent.wav"
+    sf.write(silent, torch.zeros(800).numpy(), TINY_AUDIO.sampling_rate, subtype="PCM_16")
+    broken = tmp_path / "clips/broken.wav"
+    broken.write_bytes(b"not audio")
+    filelist = write_list(tmp_path / "clips/list.txt", clips + [silent, broken])
+    cfg = Config(model=make_tiny_model().model_cfg, audio=TINY_AUDIO, data=DataConfig(segment_length=256))
+    save_model(make_tiny_model(), cfg, tmp_path / "tiny.pt")
+    code = main(["--checkpoint", str(tmp_path / "tiny.pt"), str(filelist), "--metrics", "stoi"])
+    printed = capsys.readouterr().out
+    assert code == 1
+    assert "2 files (2 bad)" in printed
+    bad_lines = [line for line in printed.splitlines() if line.strip().startswith("bad:")]
+    assert len(bad_lines) == 2 and all(line.count(str(tmp_path)) == 1 for line in bad_lines)
+    assert any("silent.wav: silent (peak 0" in line for line in bad_lines)
+    alone = evaluate_model(make_tiny_model(), clips, sigma=0.6, nll_sigma=1.0, dither=1.0)
+    assert f"held-out NLL {alone.nll:.4f}" in printed  # the silent clip is not in the mean
+    for args, message in (
+        ([str(tmp_path / "missing.pt")], "missing.pt: checkpoint not found"),
+        (
+            [str(tmp_path / "tiny.pt"), "--device", "cuda:7"] if not torch.cuda.is_available() else [],
+            "--device",
+        ),
+    ):
+        if not args:
+            continue
+        assert main(["--checkpoint", *args, str(filelist)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]

@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from waveglow.audio import clip_problem
 from waveglow.config import AudioConfig
 from waveglow.filelists import DataError
 
 log = logging.getLogger(__name__)
-
-SILENCE_PEAK = 1e-4  # a file whose peak is below this (-80 dBFS) is silent
 
 
 class _BadFile(Exception):
@@ -84,11 +83,6 @@ class DataReport:
         return "\n".join(lines)
 
 
-def min_clip_samples(audio_cfg: AudioConfig) -> int:
-    """The shortest usable clip: one full analysis window (``win_length`` samples)."""
-    return audio_cfg.win_length
-
-
 def check_files(
     paths: Sequence[str | Path], audio_cfg: AudioConfig, segment_length: int, progress: bool = True
 ) -> DataReport:
@@ -104,7 +98,6 @@ def check_files(
 
     report = DataReport(target_rate=audio_cfg.sampling_rate)
     seconds = 0.0
-    minimum = min_clip_samples(audio_cfg)
     for raw in tqdm(paths, desc="checking audio", unit="file", disable=not progress or len(paths) < 50):
         path = Path(raw)
         try:
@@ -125,14 +118,10 @@ def check_files(
                 raise _BadFile(f"NaN (contains {bad} NaN or infinite samples)")
             audio = data.mean(axis=1)
             peak = float(np.max(np.abs(audio)))
-            if peak < SILENCE_PEAK:
-                raise _BadFile(f"silent (peak {peak:.2g}, below {SILENCE_PEAK:g})")
             samples = math.floor(len(audio) * audio_cfg.sampling_rate / rate)
-            if samples < minimum:
-                raise _BadFile(
-                    f"too short ({samples} samples at {audio_cfg.sampling_rate} Hz; "
-                    f"need at least {minimum}, one window)"
-                )
+            problem = clip_problem(peak, samples, audio_cfg)
+            if problem:
+                raise _BadFile(problem)
         except _BadFile as exc:
             report.bad.append((path, str(exc)))
             continue

@@ -25,9 +25,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from waveglow.audio import AudioFileError, MelSpectrogram, load_audio
+from waveglow.audio import AudioFileError, MelSpectrogram, load_audio, min_clip_samples
 from waveglow.config import AudioConfig
-from waveglow.data.check import min_clip_samples
 from waveglow.filelists import (
     DataError,
 )

@@ -10,11 +10,17 @@ import argparse
 import logging
 import math
 
-import torch
-
 from waveglow.checkpoints import load_model
-from waveglow.cli import add_audio_override_args, audio_overrides
+from waveglow.cli import (
+    EXIT_BAD_FILES,
+    EXIT_OK,
+    USER_ERRORS,
+    add_audio_override_args,
+    audio_overrides,
+    error_exit,
+)
 from waveglow.config import AudioConfig
+from waveglow.device import check_device
 from waveglow.evaluate.griffin_lim import DEFAULT_ITERATIONS
 from waveglow.evaluate.report import evaluate_model
 from waveglow.filelists import resolve_files
@@ -72,8 +78,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes as train.py's and infer.py's: 0 all files scored, 1 some were bad (each listed with its
+    reason, the others scored), 2 the command could not run (one line on stderr)."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        return run(args)
+    except USER_ERRORS as exc:
+        return error_exit(exc)
+
+
+def run(args: argparse.Namespace) -> int:
+    device = check_device(args.device)
     model, nll_sigma, dither, audio_cfg = None, 1.0, 0.0, None
     if args.checkpoint:
         model, cfg = load_model(args.checkpoint, **audio_overrides(args))
@@ -86,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
     paths = resolve_files(args.files, data_root=args.data_root, split="test")
     if args.max_files > 0:
         paths = paths[: args.max_files]
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     report = evaluate_model(
         model,
         paths,
@@ -121,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"report.json, report.md, metrics.png and mel plots (ground truth | synthesis) in {args.output}/"
         )
-    return 0 if report.n_files else 1
+    return EXIT_BAD_FILES if report.n_bad or not report.n_files else EXIT_OK
 
 
 def _short(value: float) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from waveglow.audio import AudioFileError, MelSpectrogram, load_audio, save_audio
+from waveglow.audio import AudioFileError, MelSpectrogram, clip_problem, load_audio, save_audio
 from waveglow.config import AudioConfig
 from waveglow.evaluate.griffin_lim import griffin_lim
 from waveglow.files import atomic_write, atomic_write_text
@@ -241,16 +241,24 @@ def _evaluate_file(run: _Run, index: int, path: Path) -> tuple[ClipReport, dict[
         samples, _ = load_audio(path, cfg.sampling_rate)
     except AudioFileError as exc:
         log.warning("skipping %s", exc)
+        reason = str(exc).removeprefix(f"{path}: ")  # the report names the path once, beside the reason
         return (
-            ClipReport(str(path), 0.0, error=str(exc)),
-            {"path": str(path), "seconds": 0.0, "error": str(exc)},
+            ClipReport(str(path), 0.0, error=reason),
+            {"path": str(path), "seconds": 0.0, "error": reason},
             None,
         )
     seconds = samples.shape[0] / cfg.sampling_rate
-    if samples.shape[0] <= cfg.filter_length:
+    # the data check's rule (silent or shorter than one window): such a clip never enters the means
+    problem = clip_problem(float(np.abs(samples).max()), samples.shape[0], cfg)
+    if problem is None and samples.shape[0] <= cfg.filter_length:
+        problem = (
+            f"too short ({samples.shape[0]} samples; the mel front end needs more than {cfg.filter_length})"
+        )
+    if problem:
+        log.warning("skipping %s: %s", path, problem)
         return (
-            ClipReport(str(path), seconds, error="too short"),
-            {"path": str(path), "seconds": seconds, "error": "too short"},
+            ClipReport(str(path), seconds, error=problem),
+            {"path": str(path), "seconds": seconds, "error": problem},
             None,
         )
     run.timing["audio"] += seconds
