@@ -172,8 +172,10 @@ def test_light_model_is_benchmarked_with_its_own_reverse_and_its_size(monkeypatc
     monkeypatch.setitem(bench_variants.MODELS, "tiny-light", tiny_light)
     result = bench.run_benchmark(
         "cpu", ["tiny-light"], ["fp32", "bf16"], [1], [0.05],
-        ["eager", "fast-fp32", "eager-autocast-bf16"], rounds=1,
+        ["eager", "fast-fp32", "eager-autocast-bf16"], rounds=1, train=True, train_segment=1024, train_steps=1,
     )  # fmt: skip
+    # CPU training is measured in each precision asked for (bf16 autocast included), fp16 only on CUDA
+    assert [row["precision"] for row in result["training"]] == ["fp32", "bf16"]
     assert [row["variant"] for row in result["synthesis"]] == ["eager", "eager-autocast-bf16"]
     info = result["flops_per_sample"]["tiny-light"]
     assert info["architecture"] == "light" and "fast" not in info
