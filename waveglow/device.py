@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -75,3 +77,18 @@ def check_precision(device: torch.device, dtype: torch.dtype, engine: str) -> No
             f"precision {name}: autocast on {device.type} does not run convolutions in {dtype} with this "
             f"torch build; use fp32, bf16 or engine='fast'"
         )
+
+
+@contextlib.contextmanager
+def intra_op_threads(threads: int | None) -> Iterator[None]:
+    """Run the block on at most ``threads`` torch intra-op threads (None: as configured), then restore the
+    count. torch's thread count is process-wide: other threads running torch at the same time see it too."""
+    before = torch.get_num_threads()
+    if threads is None or threads >= before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
