@@ -7,9 +7,12 @@ cd "$(dirname "$0")/.."
 wheels=(
     soundfile==0.14.0 cffi==2.1.1 pycparser==3.12
     librosa==0.11.0 audioread==3.1.0 decorator==5.3.1 pooch==1.9.0 platformdirs==4.14.7 soxr==1.1.0
+    pystoi==0.4.1 G722==1.2.8
 )
+# pesq and pysptk ship as source only: on the GPU machine the PESQ metric is absent (with its reason) and the
+# MCD reference test cannot import pysptk; run those CPU tests here.
 platforms=()
-for tag in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 \
+for tag in manylinux_2_34_x86_64 manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 \
     manylinux1_x86_64; do
     platforms+=(--platform "$tag")
 done
