@@ -187,6 +187,9 @@ class TrainConfig:
     validation_sigma: float = 0.6  # sigma of the synthesis logged at validation
     device: str = "auto"  # auto (cuda when available, else cpu) | cpu | cuda | cuda:N (torchrun: local rank)
     validate_at_start: bool = True  # validate once before the first step (the baseline for the held-out NLL)
+    # torchrun: seconds a process waits for its peers in one collective (all-reduce, barrier) before the run
+    # stops with an error naming a hung or lost peer; above the longest rank-0-only pause (validation, save)
+    collective_timeout_s: float = 1800.0
 
 
 @dataclass
@@ -243,6 +246,11 @@ class Config:
             raise ConfigError(f"train.stft_loss_sigma must be >= 0, got {self.train.stft_loss_sigma}")
         if not (self.train.sigma > 0 and math.isfinite(self.train.sigma)):
             raise ConfigError(f"train.sigma must be positive, got {self.train.sigma}")
+        if not (self.train.collective_timeout_s > 0 and math.isfinite(self.train.collective_timeout_s)):
+            raise ConfigError(
+                "train.collective_timeout_s must be a positive number of seconds, got "
+                f"{self.train.collective_timeout_s}"
+            )
         if self.train.batch_size <= 0:
             raise ConfigError(f"train.batch_size must be positive, got {self.train.batch_size}")
         return self

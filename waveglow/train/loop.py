@@ -34,7 +34,13 @@ from waveglow.checkpoints import atomic_save
 from waveglow.config import Config
 from waveglow.interrupts import STOP_SIGNALS, StopSignals
 from waveglow.model.loss import WaveGlowLoss
-from waveglow.train.distributed import DistEnv, ResumableSampler, setup_distributed
+from waveglow.train.distributed import (
+    DistEnv,
+    ResumableSampler,
+    peer_failure,
+    restart_count,
+    setup_distributed,
+)
 from waveglow.train.errors import TrainingError
 from waveglow.train.log import METRICS_FILE, RunLogger, read_metrics
 from waveglow.train.objective import FlowObjective, SampleLoss
@@ -151,13 +157,30 @@ class TrainResult:
 def train(
     cfg: Config, run_dir: str | Path, resume: bool = False, init_from: str | Path | None = None
 ) -> TrainResult:
-    """Train ``cfg`` in ``run_dir``; under torchrun every process calls this (only rank 0 writes)."""
+    """Train ``cfg`` in ``run_dir``; under torchrun every process calls this (only rank 0 writes).
+
+    After a torchrun restart (a worker of this job failed and torchrun started the group again: some
+    rank's TORCHELASTIC_RESTART_COUNT > 0) the run resumes from the newest checkpoint in ``run_dir``, as
+    with ``resume``.
+    A collective that waits longer than train.collective_timeout_s for a peer, or loses it, raises a
+    TrainingError that says so.
+    """
     cfg.validate()
-    env = setup_distributed(cfg.train.device)
+    timeout_s = cfg.train.collective_timeout_s
+    env = setup_distributed(cfg.train.device, timeout_s)
     try:
+        restarts = restart_count(env)  # the ranks agree on it (a collective)
+        if restarts > 0 and not resume:
+            log.warning("torchrun restart %d: resuming from the newest checkpoint in %s", restarts, run_dir)
+            resume = True
         # rank 0 holds the run directory's lock: a second training started on it refuses (TrainingError)
         with RunDirLock(Path(run_dir)) if env.is_main else contextlib.nullcontext():
             return Trainer(cfg, Path(run_dir), env, resume, init_from).run()
+    except RuntimeError as exc:
+        failure = peer_failure(exc, env, timeout_s)
+        if failure is None:
+            raise
+        raise failure from exc
     finally:
         if env.initialised_here:
             dist.destroy_process_group()
