@@ -263,3 +263,16 @@ def test_small_light_batches_run_on_one_thread_and_restore_the_count(tmp_path, m
     with intra_op_threads(8):  # never raises the count
         assert torch.get_num_threads() == 2
     assert torch.get_num_threads() == 2
+
+
+def test_the_shipped_voice_loads_by_name_and_synthesises():
+    """allison-light ships in the package: listed, loaded by name (Vocoder and load_model), a light flow at
+    22.05 kHz with hop 256, float16 weights run in float32, and it makes finite audio of the right length."""
+    assert "allison-light" in list_pretrained()
+    model, cfg = load_model("allison-light")
+    assert isinstance(model, LightWaveGlow) and cfg.audio.sampling_rate == 22050 and cfg.audio.hop_length == 256
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    vocoder = Vocoder.from_pretrained("allison-light", device="cpu")
+    mel = torch.full((80, 20), -8.0)
+    audio = vocoder(mel, seeds=[0])[0]
+    assert audio.shape == (20 * 256,) and torch.isfinite(audio).all() and audio.abs().max() <= 1.0
