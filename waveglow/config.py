@@ -204,18 +204,7 @@ class Config:
 
     def validate(self) -> Config:
         """Check every section and their consistency; returns self, raises ConfigError."""
-        self.model.validate()
-        self.audio.validate()
-        if self.model.n_mel_channels != self.audio.n_mel_channels:
-            raise ConfigError(
-                f"model.n_mel_channels ({self.model.n_mel_channels}) must equal audio.n_mel_channels "
-                f"({self.audio.n_mel_channels})"
-            )
-        if self.model.architecture == "light" and self.audio.hop_length % self.model.n_group:
-            raise ConfigError(
-                f"model.architecture light needs audio.hop_length ({self.audio.hop_length}) to be a multiple "
-                f"of model.n_group ({self.model.n_group})"
-            )
+        validate_model_audio(self.model, self.audio)
         seg = self.data.segment_length
         if seg <= 0 or seg % self.model.n_group:
             raise ConfigError(
@@ -291,6 +280,23 @@ class Config:
                 raise ConfigError(f"--set {dotted}: no such config key")
             data[section][key] = _parse_scalar(raw)
         return Config.from_dict(data)
+
+
+def validate_model_audio(model: ModelConfig, audio: AudioConfig) -> None:
+    """Check both sections and that the model fits the audio settings (the mel bins; for the light flow,
+    n_group dividing the hop). Config.validate and both flows' constructors call it; raises ConfigError."""
+    model.validate()
+    audio.validate()
+    if model.n_mel_channels != audio.n_mel_channels:
+        raise ConfigError(
+            f"model.n_mel_channels ({model.n_mel_channels}) must equal audio.n_mel_channels "
+            f"({audio.n_mel_channels})"
+        )
+    if model.architecture == "light" and audio.hop_length % model.n_group:
+        raise ConfigError(
+            f"model.architecture light needs audio.hop_length ({audio.hop_length}) to be a multiple "
+            f"of model.n_group ({model.n_group})"
+        )
 
 
 def load_config(path: str | Path) -> Config:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from waveglow.config import AudioConfig, ModelConfig
+from waveglow.config import AudioConfig, ModelConfig, validate_model_audio
 from waveglow.model.layers import WN, Invertible1x1Conv
 
 
@@ -60,13 +60,7 @@ class WaveGlow(nn.Module):
         super().__init__()
         model_cfg = model_cfg if model_cfg is not None else ModelConfig()
         audio_cfg = audio_cfg if audio_cfg is not None else AudioConfig()
-        model_cfg.validate()
-        audio_cfg.validate()
-        if model_cfg.n_mel_channels != audio_cfg.n_mel_channels:
-            raise ValueError(
-                f"model n_mel_channels ({model_cfg.n_mel_channels}) != audio n_mel_channels "
-                f"({audio_cfg.n_mel_channels})"
-            )
+        validate_model_audio(model_cfg, audio_cfg)
         self.model_cfg = model_cfg
         self.audio_cfg = audio_cfg
         n_mel, n_group = model_cfg.n_mel_channels, model_cfg.n_group

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from waveglow.config import AudioConfig, ModelConfig
+from waveglow.config import AudioConfig, ModelConfig, validate_model_audio
 from waveglow.model.flow import FlowOutput
 from waveglow.model.layers import Invertible1x1Conv
 
@@ -123,18 +123,7 @@ class LightWaveGlow(nn.Module):
     def __init__(self, model_cfg: ModelConfig, audio_cfg: AudioConfig | None = None):
         super().__init__()
         audio_cfg = audio_cfg if audio_cfg is not None else AudioConfig()
-        model_cfg.validate()
-        audio_cfg.validate()
-        if model_cfg.n_mel_channels != audio_cfg.n_mel_channels:
-            raise ValueError(
-                f"model n_mel_channels ({model_cfg.n_mel_channels}) != audio n_mel_channels "
-                f"({audio_cfg.n_mel_channels})"
-            )
-        if audio_cfg.hop_length % model_cfg.n_group:
-            raise ValueError(
-                f"the light flow needs hop_length ({audio_cfg.hop_length}) to be a multiple of n_group "
-                f"({model_cfg.n_group})"
-            )
+        validate_model_audio(model_cfg, audio_cfg)
         self.model_cfg, self.audio_cfg = model_cfg, audio_cfg
         self.repeat = audio_cfg.hop_length // model_cfg.n_group  # z steps per mel frame
         self.WN = nn.ModuleList()
