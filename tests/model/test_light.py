@@ -270,7 +270,9 @@ def test_the_shipped_voice_loads_by_name_and_synthesises():
     22.05 kHz with hop 256, float16 weights run in float32, and it makes finite audio of the right length."""
     assert "allison-light" in list_pretrained()
     model, cfg = load_model("allison-light")
-    assert isinstance(model, LightWaveGlow) and cfg.audio.sampling_rate == 22050 and cfg.audio.hop_length == 256
+    assert (
+        isinstance(model, LightWaveGlow) and cfg.audio.sampling_rate == 22050 and cfg.audio.hop_length == 256
+    )
     assert all(p.dtype == torch.float32 for p in model.parameters())
     vocoder = Vocoder.from_pretrained("allison-light", device="cpu")
     mel = torch.full((80, 20), -8.0)
