@@ -278,3 +278,22 @@ def test_the_shipped_voice_loads_by_name_and_synthesises():
     mel = torch.full((80, 20), -8.0)
     audio = vocoder(mel, seeds=[0])[0]
     assert audio.shape == (20 * 256,) and torch.isfinite(audio).all() and audio.abs().max() <= 1.0
+
+
+def test_export_writes_a_shipped_model_in_float16_and_list_shows_its_record(tmp_path, monkeypatch, capsys):
+    from waveglow.pretrained import __main__ as pretrained_cli
+
+    cfg = Config(model=TINY_LIGHT, audio=TINY_AUDIO)
+    source = make_light(seed=2)
+    save_model(source, cfg, tmp_path / "run.pt")
+    monkeypatch.setattr(pretrained_cli, "FOLDER", tmp_path / "shipped")
+    args = ["export", str(tmp_path / "run.pt"), "tiny-voice", "--cpu-hours", "0.25", "--data", "tones"]
+    assert pretrained_cli.main(args) == 0
+    data = torch.load(tmp_path / "shipped/tiny-voice.pt", weights_only=True)
+    assert data["pretrained"] == {"step": 0, "cpu_hours": 0.25, "data": "tones"}
+    assert data["architecture"] == "light" and all(v.dtype == torch.float16 for v in data["model"].values())
+    loaded, _ = load_model(tmp_path / "shipped/tiny-voice.pt")
+    for a, b in zip(source.state_dict().values(), loaded.state_dict().values()):
+        assert torch.allclose(a, b, atol=1e-3 * max(1.0, a.abs().max().item()))  # float16 rounding
+    assert pretrained_cli.main(["export", str(tmp_path / "missing.pt"), "x", "--cpu-hours", "1"]) == 2
+    assert "missing.pt: checkpoint not found" in capsys.readouterr().err

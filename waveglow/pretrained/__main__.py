@@ -7,13 +7,13 @@ python -m waveglow.pretrained export RUN/checkpoints/step_XXXXXXXX.pt allison-li
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
 
 from waveglow.checkpoints import CheckpointError, export_weights, load_checkpoint
 from waveglow.checkpoints.pretrained import FOLDER, list_pretrained, pretrained_path
+from waveglow.cli import error_exit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,10 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         data = load_checkpoint(args.checkpoint)
     except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return error_exit(exc)
     record = {"step": int(data.get("step", 0)), "cpu_hours": round(args.cpu_hours, 3), "data": args.data}
-    path = FOLDER / f"{args.name}.pt"
+    path = Path(FOLDER) / f"{args.name}.pt"
     export_weights(data, path, record, getattr(torch, args.dtype))
     print(f"wrote {path} ({Path(path).stat().st_size / 1e6:.1f} MB): {record}")
     return 0
