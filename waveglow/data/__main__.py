@@ -30,8 +30,9 @@ from waveglow.data.voice import (
 )
 from waveglow.filelists import SPLITS, DataError, resolve_files, write_filelist
 
-# The project's list of prompts kept for independent evaluation: ../shared/ beside the repository.
-DEFAULT_RESERVED = Path(__file__).resolve().parents[3] / "shared" / "reserved_prompts.txt"
+# The project's list of prompts kept for independent evaluation, as shipped in filelists/ (a copy of the
+# workspace's ../shared/reserved_prompts.txt, which tests/data/test_voice_data.py checks it equals).
+DEFAULT_RESERVED = Path(__file__).resolve().parents[2] / "filelists" / "allison_reserved_prompts.txt"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -59,7 +60,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     voice.add_argument(
         "--reserved",
         default=str(DEFAULT_RESERVED),
-        help="list of prompts kept for independent evaluation (default: ../shared/reserved_prompts.txt)",
+        help="list of prompts kept for independent evaluation (default: filelists/allison_reserved_prompts.txt)",
     )
     return parser.parse_args(argv)
 
