@@ -166,14 +166,10 @@ def model_from_payload(data: dict[str, Any], source: str = "checkpoint") -> tupl
 def export_weights(
     data: dict[str, Any], path: str | Path, record: dict[str, Any], dtype: torch.dtype = torch.float16
 ) -> None:
-    """Write the model part of a checkpoint ``data`` (ours) as a shipped model: weights in ``dtype``, the
-    config, and ``record`` (steps, CPU hours, data) under ``pretrained``. No optimizer state."""
-    payload = {
-        "format_version": FORMAT_VERSION,
-        "config": data["config"],
-        "model": {k: v.to(dtype) if v.is_floating_point() else v for k, v in data["model"].items()},
-        "weight_norm": data.get("weight_norm", False),
-        "architecture": data["config"]["model"].get("architecture", "waveglow"),
-        "pretrained": record,
-    }
+    """Write the model part of a checkpoint ``data`` (ours) as a shipped model: ``model_payload`` of the
+    model it holds (rebuilt, so the weights are checked against the config), weights cast to ``dtype``, and
+    ``record`` (steps, CPU hours, data) under ``pretrained``. No optimizer state."""
+    payload = model_payload(*model_from_payload(data))
+    payload["model"] = {k: v.to(dtype) if v.is_floating_point() else v for k, v in payload["model"].items()}
+    payload["pretrained"] = record
     atomic_save(payload, path)

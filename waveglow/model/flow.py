@@ -53,7 +53,6 @@ class WaveGlow(nn.Module):
     ``reverse(z, mel)`` is its exact inverse; ``infer(mel, sigma)`` synthesises from Gaussian noise.
     """
 
-    architecture = "waveglow"
     time_major = False  # tensors inside are (B, C, L)
 
     def __init__(self, model_cfg: ModelConfig | None = None, audio_cfg: AudioConfig | None = None):

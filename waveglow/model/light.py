@@ -117,7 +117,6 @@ def add_per_frame(steps: torch.Tensor, frames: torch.Tensor, repeat: int) -> tor
 class LightWaveGlow(nn.Module):
     """The light flow; the same interface as ``WaveGlow`` (forward, reverse, infer, condition-free)."""
 
-    architecture = "light"
     time_major = True
 
     def __init__(self, model_cfg: ModelConfig, audio_cfg: AudioConfig | None = None):

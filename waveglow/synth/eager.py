@@ -22,7 +22,7 @@ def masked_dilations(model: WaveGlow, mask: torch.Tensor) -> Iterator[None]:
     each item computes on its own. ``torch.where`` (not a product) keeps NaN or inf in the padded tail out.
     """
 
-    if getattr(model, "time_major", False):
+    if model.time_major:
         mask = mask.transpose(1, 2)  # (B, L, 1)
 
     def hook(_module: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:

@@ -85,7 +85,7 @@ class Vocoder:
         bucket_lengths: bool | None = None,
     ):
         _check_options(engine, precision, overlap_frames, denoiser_mode, compile or cuda_graphs)
-        if getattr(model, "architecture", "waveglow") != "waveglow":
+        if model.model_cfg.architecture != "waveglow":
             if compile or cuda_graphs:
                 raise ValueError(
                     "compile and cuda_graphs apply to the WaveGlow fast engine, not the light flow"
@@ -288,7 +288,7 @@ class Vocoder:
         """True for a light-flow batch on the CPU too small for a second thread to pay: below
         LIGHT_ONE_THREAD_STEPS z steps in all, one thread ran faster than two (measured: 1 s of audio 18.7x
         real time on one thread, 14.3x on two; 2 s 23.3x / 20.4x; 4 s 26.4x / 38.9x, 2026-12-02, AMD EPYC)."""
-        light = getattr(self.model, "architecture", "waveglow") == "light"
+        light = self.model.model_cfg.architecture == "light"
         return (
             light
             and self.device.type == "cpu"
