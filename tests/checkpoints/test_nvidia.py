@@ -761,3 +761,26 @@ def test_nvidia_state_dict_with_extra_entries(tmp_path):
         CheckpointError, match=r"weights do not fit .* Unexpected key\(s\) in state_dict: .extra.weight"
     ):
         load_model(tmp_path / "extra.pt")
+
+
+def test_load_model_reads_a_files_format_once(tmp_path, monkeypatch):
+    """load_model classifies a file once: one format read for an NVIDIA file (not one per reader), and
+    sniff names the kind of ours, NVIDIA's and unreadable files."""
+    path, module, ours = _save_release_file(tmp_path, "glow", old_layout=False)
+    own = tmp_path / "ours.pt"
+    save_model(make_tiny_model(), Config(model=TINY_MODEL, audio=TINY_AUDIO), own)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    assert nvidia.sniff(path) == nvidia.Sniffed("zip", "nvidia")
+    assert nvidia.sniff(own) == nvidia.Sniffed("zip", "ours")
+    assert nvidia.sniff(junk) == nvidia.Sniffed(None, "unknown")
+
+    calls = []
+    real = restricted_pickle.file_format
+    for module_ in (restricted_pickle, nvidia):
+        monkeypatch.setattr(module_, "file_format", lambda p, real=real: calls.append(p) or real(p))
+    loaded, _ = load_model(path, **AUDIO_OVERRIDES)
+    assert calls == [path]
+    _assert_same_outputs(loaded, ours, module)
+    with pytest.raises(CheckpointError, match="junk.pt"):
+        load_model(junk)

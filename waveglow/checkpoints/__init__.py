@@ -19,6 +19,7 @@ from waveglow.checkpoints.nvidia import (
     is_nvidia_checkpoint,
     load_nvidia_checkpoint,
     read_nvidia_checkpoint,
+    sniff,
 )
 from waveglow.checkpoints.pretrained import list_pretrained, pretrained_path
 
@@ -40,5 +41,6 @@ __all__ = [
     "pretrained_path",
     "read_nvidia_checkpoint",
     "save_model",
+    "sniff",
     "unwrap",
 ]

@@ -61,23 +61,42 @@ _KEY_PATTERNS = (
 )
 
 
-def is_nvidia_checkpoint(path: str | Path) -> bool:
-    """True when ``path`` looks like a published NVIDIA WaveGlow file (pickled glow module or state dict).
+@dataclass(frozen=True)
+class Sniffed:
+    """What a checkpoint file is, read once from its pickle's opcodes (nothing executed).
 
-    Reads only the pickle's opcodes (nothing is executed); our own checkpoints (with ``format_version``)
-    and unreadable files give False.
+    ``file_format``: "zip" or "legacy" (``restricted_pickle.file_format``), None when that could not be
+    read; ``kind``: "ours" (has ``format_version``), "nvidia" (a published NVIDIA WaveGlow file: pickled
+    glow module or its state dict) or "unknown" (anything else, unreadable files included).
     """
+
+    file_format: str | None
+    kind: str
+
+
+def sniff(path: str | Path) -> Sniffed:
+    """Classify ``path`` once (see ``Sniffed``); never raises for an unreadable file (kind "unknown")."""
+    path = Path(path)
     try:
-        ops = pickle_opcodes(Path(path))
-    except Exception:  # noqa: BLE001 - anything unreadable is simply not an NVIDIA checkpoint
-        return False
+        known = file_format(path)
+        ops = pickle_opcodes(path, known)
+    except Exception:  # noqa: BLE001 - anything unreadable is simply of no kind we know
+        return Sniffed(None, "unknown")
     strings = {arg for name, arg in ops if isinstance(arg, str) and ("UNICODE" in name or "STRING" in name)}
     if "format_version" in strings:
-        return False
+        return Sniffed(known, "ours")
     modules = {str(arg).split(" ", 1)[0] for name, arg in ops if name == "GLOBAL"}
     if (modules | strings) & {"glow", "glow_old"}:  # GLOBAL (protocol 2) or STACK_GLOBAL (protocol 4+)
-        return True
-    return all(any(re.fullmatch(p, s) for s in strings if isinstance(s, str)) for p in _KEY_PATTERNS)
+        return Sniffed(known, "nvidia")
+    if all(any(re.fullmatch(p, s) for s in strings if isinstance(s, str)) for p in _KEY_PATTERNS):
+        return Sniffed(known, "nvidia")
+    return Sniffed(known, "unknown")
+
+
+def is_nvidia_checkpoint(path: str | Path) -> bool:
+    """True when ``path`` looks like a published NVIDIA WaveGlow file (``sniff(path).kind == "nvidia"``):
+    our own checkpoints (with ``format_version``) and unreadable files give False."""
+    return sniff(path).kind == "nvidia"
 
 
 # ---------------------------------------------------------------------------------------------- weights
@@ -171,14 +190,19 @@ class NvidiaImport:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def read_nvidia_checkpoint(path: str | Path, **audio_overrides: Any) -> NvidiaImport:
-    """Read a published NVIDIA file safely into our layout (float32 CPU tensors); builds no model."""
+def read_nvidia_checkpoint(
+    path: str | Path, known_format: str | None = None, **audio_overrides: Any
+) -> NvidiaImport:
+    """Read a published NVIDIA file safely into our layout (float32 CPU tensors); builds no model.
+
+    ``known_format``: the file's format when ``sniff`` has read it already (not read again)."""
     path = Path(path)
-    raw = read_restricted(path)
+    known_format = known_format or file_format(path)
+    raw = read_restricted(path, known_format)
     state, info = _extract(raw, path)
     if all(key.startswith("module.") for key in state):
         state = {key[len("module.") :]: value for key, value in state.items()}
-    info["file_format"] = file_format(path)
+    info["file_format"] = known_format
     info["dtypes"] = sorted({str(t.dtype).replace("torch.", "") for t in state.values()})
     integers = [key for key, t in state.items() if not t.is_floating_point()]
     if integers:
@@ -199,7 +223,10 @@ def read_nvidia_checkpoint(path: str | Path, **audio_overrides: Any) -> NvidiaIm
 
 
 def load_nvidia_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu", **audio_overrides: Any
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    known_format: str | None = None,
+    **audio_overrides: Any,
 ) -> WaveGlow:
     """A published NVIDIA WaveGlow file -> our WaveGlow in float32 on ``map_location``, in eval mode.
 
@@ -208,7 +235,7 @@ def load_nvidia_checkpoint(
     hop_length, filter_length, mel_fmin, mel_fmax) for settings the file does not store.
     Raises UnsafeCheckpointError for pickles that reference anything else, CheckpointError otherwise.
     """
-    imported = read_nvidia_checkpoint(path, **audio_overrides)
+    imported = read_nvidia_checkpoint(path, known_format, **audio_overrides)
     with torch.random.fork_rng(devices=[]):  # building the model draws random init; leave the caller's RNG
         model = WaveGlow(imported.model_cfg, imported.audio_cfg)
     if not imported.weight_norm:

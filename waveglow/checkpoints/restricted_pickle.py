@@ -147,8 +147,10 @@ def file_format(path: Path) -> str:
     )
 
 
-def read_restricted(path: str | Path) -> Any:
+def read_restricted(path: str | Path, known_format: str | None = None) -> Any:
     """Unpickle a torch.save file onto the CPU with the restricted unpickler; runs no pickled code.
+
+    ``known_format``: the file's ``file_format`` when the caller has read it already (it is not read again).
 
     NVIDIA's classes come back as inert stand-ins holding their state. Raises UnsafeCheckpointError (naming
     the global) for any pickle that needs something else, CheckpointError for unreadable files.
@@ -156,7 +158,8 @@ def read_restricted(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
-    file_format(path)
+    if known_format is None:
+        file_format(path)  # refuses TorchScript archives and files torch.save did not write
     try:
         with warnings.catch_warnings():
             # The legacy format compares each module class's source with the saved one; ours never match.
@@ -174,9 +177,11 @@ def read_restricted(path: str | Path) -> Any:
         raise CheckpointError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc})") from exc
 
 
-def pickle_opcodes(path: Path) -> list[tuple[str, Any]]:
-    """(opcode name, argument) of the checkpoint's main pickle, read without executing it."""
-    if file_format(path) == "zip":
+def pickle_opcodes(path: Path, known_format: str | None = None) -> list[tuple[str, Any]]:
+    """(opcode name, argument) of the checkpoint's main pickle, read without executing it.
+
+    ``known_format``: the file's ``file_format`` when the caller has read it already."""
+    if (known_format or file_format(path)) == "zip":
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
             if len(names) != 1:
