@@ -1,4 +1,5 @@
-"""Where the ``Vocoder`` runs: the default device, and whether a device can run an engine in a precision."""
+"""Where work runs: the one rule that turns a device option into a device (``check_device``; the Vocoder,
+infer.py, evaluate and training all use it), and whether a device can run an engine in a precision."""
 
 from __future__ import annotations
 
@@ -16,7 +17,13 @@ class DeviceError(ValueError):
 
 
 def check_device(name: str | torch.device | None, option: str = "--device") -> torch.device:
-    """The device that ``name`` means ("auto" or None: ``default_device()``), or DeviceError naming ``option`` when it is malformed or absent here, before any model is built."""
+    """The device that ``name`` means, or DeviceError naming ``option`` when it is malformed or absent here,
+    before any model is built.
+
+    "auto" or None: ``default_device()``; a bare "cuda": this process's GPU, ``cuda:LOCAL_RANK`` (torchrun
+    sets LOCAL_RANK; 0 without it), so that every process of a multi-GPU job (training, infer.py, evaluate)
+    takes its own GPU from the same option; anything else as named ("cuda:1", "cpu", "mps").
+    """
     if name is None or str(name) == "auto":
         return default_device()
     try:
@@ -34,6 +41,8 @@ def check_device(name: str | torch.device | None, option: str = "--device") -> t
                 f"{option} {name}: this machine has {torch.cuda.device_count()} CUDA device(s), "
                 f"cuda:0..cuda:{torch.cuda.device_count() - 1}"
             )
+        if device.index is None:
+            return check_device(f"cuda:{_local_rank()}", option)
     elif device.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise DeviceError(f"{option} {name}: MPS is not available on this machine; use cpu")
     elif device.type not in ("cpu", "cuda", "mps"):
@@ -48,8 +57,13 @@ def check_device(name: str | torch.device | None, option: str = "--device") -> t
 def default_device() -> torch.device:
     """cuda (this process's LOCAL_RANK under torchrun) when available, else cpu."""
     if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cuda", _local_rank())
     return torch.device("cpu")
+
+
+def _local_rank() -> int:
+    """This process's GPU index under torchrun (its LOCAL_RANK), 0 outside it."""
+    return int(os.environ.get("LOCAL_RANK", 0))
 
 
 def check_precision(device: torch.device, dtype: torch.dtype, engine: str) -> None:

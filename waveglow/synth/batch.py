@@ -311,8 +311,6 @@ def synthesize_files(
         if not overwrite and item.output.exists():
             log.warning("%s: exists but is not a finished wav; writing it again", item.output)
     summary.skipped = len(mine) - len(todo)
-    if device == "cuda" and world_size > 1:  # one GPU per process under torchrun
-        device = f"cuda:{os.environ.get('LOCAL_RANK', rank)}"
     if vocoder is None:
         check_device(device)  # a clean error for a device this machine lacks, before the model is read
     if todo and vocoder is None:

@@ -39,16 +39,6 @@ class DistEnv:
         return self.rank == 0
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """ "auto" -> cuda:local_rank when CUDA is available, else cpu; "cuda" -> cuda:local_rank."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise TrainingError(f"train.device is {name!r} but no CUDA device is available (use auto or cpu)")
-    device = check_device(name, option="train.device")  # DeviceError for a malformed or absent device
-    return torch.device("cuda", local_rank) if name == "cuda" else device
-
-
 def setup_distributed(device_name: str, collective_timeout_s: float = 1800.0) -> DistEnv:
     """Read torchrun's RANK / WORLD_SIZE / LOCAL_RANK; start the process group (NCCL on GPUs, gloo on CPU).
 
@@ -58,7 +48,7 @@ def setup_distributed(device_name: str, collective_timeout_s: float = 1800.0) ->
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_name, local_rank)
+    device = check_device(device_name, option="train.device")  # cuda -> cuda:LOCAL_RANK
     env = DistEnv(rank, world_size, local_rank, device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
