@@ -20,7 +20,7 @@ from waveglow.cli import (
     error_exit,
 )
 from waveglow.interrupts import StopSignals, signal_exit_code
-from waveglow.synth.batch import synthesize_files
+from waveglow.synth.batch import JobOptions, synthesize_files
 from waveglow.synth.vocoder import DEFAULT_MAX_FRAMES, DEFAULT_OVERLAP_FRAMES, ENGINES, PRECISIONS
 
 
@@ -101,25 +101,28 @@ def main(argv: list[str] | None = None) -> int:
     stop = StopSignals("finishing the current batch, then stopping; rerun the command to continue")
     try:
         with stop:
+            options = JobOptions(
+                sigma=args.sigma,
+                denoise=args.denoise,
+                batch_size=args.batch_size,
+                seed=args.seed,
+                max_frames=args.max_frames,
+                overwrite=args.overwrite,
+                progress=not args.no_progress,
+            )
             summary = synthesize_files(
                 args.checkpoint,
                 args.inputs,
                 args.output,
-                sigma=args.sigma,
-                denoise=args.denoise,
-                precision=args.precision,
-                batch_size=args.batch_size,
-                seed=args.seed,
+                options,
+                stop=stop,
                 device=args.device,
-                max_frames=args.max_frames,
+                precision=args.precision,
                 overlap_frames=args.overlap_frames,
-                overwrite=args.overwrite,
-                progress=not args.no_progress,
                 engine=args.engine,
                 compile=args.compile,
                 cuda_graphs=args.cuda_graphs,
                 audio_overrides=audio_overrides(args),
-                stop=stop,
             )
     except (*USER_ERRORS, ValueError) as exc:
         return error_exit(exc)

@@ -35,7 +35,7 @@ from waveglow.checkpoints import (
 from waveglow.config import Config, DataConfig, load_config, save_config
 from waveglow.filelists import AUDIO_SUFFIXES
 from waveglow.synth.batch import AUDIO_SUFFIXES as AUDIO_EXTENSIONS
-from waveglow.synth.batch import collect_inputs, synthesize_files
+from waveglow.synth.batch import JobOptions, collect_inputs, synthesize_files
 from waveglow.synth.inputs import InputError, validate_mel
 from waveglow.synth.vocoder import Vocoder
 from waveglow.train.loop import TrainingError, train
@@ -372,7 +372,7 @@ def test_infer_rewrites_an_empty_output_and_removes_stale_temporaries(checkpoint
     (out / "a.wav").write_bytes(b"")  # left empty by something else
     (out / ".b.wav.1a2b3c4d.tmp").write_bytes(b"RIFF half")  # a write killed before its rename
     (out / ".other.wav.00000000.tmp").write_bytes(b"not ours")
-    summary = synthesize_files(checkpoint, [folder], out, device="cpu", progress=False)
+    summary = synthesize_files(checkpoint, [folder], out, JobOptions(progress=False), device="cpu")
     assert (summary.written, summary.skipped, summary.failures) == (2, 0, [])
     assert sorted(p.name for p in out.iterdir()) == [".other.wav.00000000.tmp", "a.wav", "b.wav"]
     assert sf.info(out / "a.wav").frames == 6 * HOP
@@ -515,7 +515,7 @@ def test_out_of_memory_on_a_long_mel_hints_at_max_frames(checkpoint, tmp_path, m
 
     monkeypatch.setattr(Vocoder, "synthesize", out_of_memory)
     summary = synthesize_files(
-        checkpoint, [tmp_path / "long.npy"], tmp_path / "out", device="cpu", progress=False
+        checkpoint, [tmp_path / "long.npy"], tmp_path / "out", JobOptions(progress=False), device="cpu"
     )
     [(source, reason)] = summary.failures
     assert reason == (

@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 from conftest import REPO, TINY_AUDIO
 
-from waveglow.synth.batch import synthesize_files
+from waveglow.synth.batch import JobOptions, synthesize_files
 
 sys.path.insert(0, str(REPO))
 import infer  # noqa: E402
@@ -119,15 +119,17 @@ def test_resume_skips_existing_outputs_and_overwrite_rewrites(checkpoint, tmp_pa
     for i in range(3):
         np.save(folder / f"m{i}.npy", natural_mel(10 + i, i))
     out = tmp_path / "out"
-    first = synthesize_files(checkpoint, [folder], out, device="cpu", progress=False)
+    first = synthesize_files(checkpoint, [folder], out, JobOptions(progress=False), device="cpu")
     assert (first.written, first.skipped, first.failures) == (3, 0, [])
     (out / "m1.wav").unlink()
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    second = synthesize_files(checkpoint, [folder], out, device="cpu", progress=False)
+    second = synthesize_files(checkpoint, [folder], out, JobOptions(progress=False), device="cpu")
     assert (second.written, second.skipped) == (1, 2)
     assert all(p.stat().st_mtime_ns == stamps[p.name] for p in out.iterdir() if p.name in stamps)
     before = {p.name: read(p) for p in out.iterdir()}
-    third = synthesize_files(checkpoint, [folder], out, device="cpu", progress=False, overwrite=True)
+    third = synthesize_files(
+        checkpoint, [folder], out, JobOptions(progress=False, overwrite=True), device="cpu"
+    )
     assert (third.written, third.skipped) == (3, 0)
     assert all(np.array_equal(read(out / name), audio) for name, audio in before.items())
     assert third.audio_samples == (10 + 11 + 12) * HOP
@@ -140,9 +142,12 @@ def test_batching_sharding_and_chunking_do_not_change_the_audio(checkpoint, tmp_
     for i, frames in enumerate((5, 17, 9, 30, 12)):
         np.save(folder / f"m{i}.npy", natural_mel(frames, i))
     np.save(folder / "long.npy", natural_mel(300, 9))
-    common = dict(device="cpu", progress=False, sigma=0.3, overlap_frames=24)
-    one = synthesize_files(checkpoint, [folder], tmp_path / "one", batch_size=1, **common)
-    many = synthesize_files(checkpoint, [folder], tmp_path / "many", batch_size=4, max_frames=100, **common)
+    common = dict(device="cpu", overlap_frames=24)  # the Vocoder's options
+    job = dict(progress=False, sigma=0.3)
+    one = synthesize_files(checkpoint, [folder], tmp_path / "one", JobOptions(batch_size=1, **job), **common)
+    many = synthesize_files(
+        checkpoint, [folder], tmp_path / "many", JobOptions(batch_size=4, max_frames=100, **job), **common
+    )
     assert one.written == many.written == 6
     for i in range(5):  # padded batches equal one-by-one (to one 16-bit step)
         a, b = read(tmp_path / "one" / f"m{i}.wav"), read(tmp_path / "many" / f"m{i}.wav")
@@ -151,7 +156,9 @@ def test_batching_sharding_and_chunking_do_not_change_the_audio(checkpoint, tmp_
     assert long_one.shape == long_chunked.shape == (300 * HOP,)
     assert np.abs(long_one.astype(int) - long_chunked.astype(int)).max() < 0.05 * 32768
     shards = [
-        synthesize_files(checkpoint, [folder], tmp_path / "shard", rank=r, world_size=2, **common)
+        synthesize_files(
+            checkpoint, [folder], tmp_path / "shard", JobOptions(rank=r, world_size=2, **job), **common
+        )
         for r in range(2)
     ]
     assert [s.written for s in shards] == [3, 3]
@@ -182,7 +189,9 @@ def test_torchrun_two_processes_write_every_output_once(checkpoint, tmp_path):
     counts = [int(n) for n in re.findall(r"rank \d of 2\): (\d+) written", done.stdout)]
     assert sorted(counts) == [2, 3]
     assert sorted(p.name for p in out.iterdir()) == [f"m{i}.wav" for i in range(5)]
-    reference = synthesize_files(checkpoint, [folder], tmp_path / "single", device="cpu", progress=False)
+    reference = synthesize_files(
+        checkpoint, [folder], tmp_path / "single", JobOptions(progress=False), device="cpu"
+    )
     assert reference.written == 5
     for i in range(5):  # per-file seeds: the same audio as one process (to one 16-bit step)
         a, b = read(out / f"m{i}.wav"), read(tmp_path / "single" / f"m{i}.wav")
@@ -207,11 +216,13 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(checkpoint, tmp_pat
 
     monkeypatch.setattr(Vocoder, "synthesize", interrupt_second_batch)
     with pytest.raises(KeyboardInterrupt):
-        synthesize_files(checkpoint, [folder], out, batch_size=2, device="cpu", progress=False)
+        synthesize_files(checkpoint, [folder], out, JobOptions(batch_size=2, progress=False), device="cpu")
     monkeypatch.setattr(Vocoder, "synthesize", original)
     assert sorted(p.name for p in out.iterdir()) == ["m0.wav", "m1.wav"]  # whole files only, no .tmp
     assert [sf.info(out / n).frames for n in ("m0.wav", "m1.wav")] == [6 * HOP, 7 * HOP]
-    resumed = synthesize_files(checkpoint, [folder], out, batch_size=2, device="cpu", progress=False)
+    resumed = synthesize_files(
+        checkpoint, [folder], out, JobOptions(batch_size=2, progress=False), device="cpu"
+    )
     assert (resumed.written, resumed.skipped, resumed.failures) == (2, 2, [])
 
 

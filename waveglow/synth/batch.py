@@ -254,50 +254,66 @@ def shard_info(rank: int | None = None, world_size: int | None = None) -> tuple[
     return rank, world_size
 
 
+@dataclass(frozen=True)
+class JobOptions:
+    """What a batch job does with its inputs (the model's own options go to ``Vocoder.from_checkpoint``).
+
+    sigma: std of z; denoise: bias-removal strength (0: off); batch_size: inputs per synthesis call;
+    seed: the job's seed (each file's noise derives from it and its output name); max_frames: mels longer
+    than this run in crossfaded chunks; overwrite: rewrite finished outputs; rank / world_size: this
+    process's shard (None: torchrun's RANK / WORLD_SIZE); progress: a progress bar on rank 0.
+    """
+
+    sigma: float = 0.6
+    denoise: float = 0.0
+    batch_size: int = 8
+    seed: int = 0
+    max_frames: int = DEFAULT_MAX_FRAMES
+    overwrite: bool = False
+    rank: int | None = None
+    world_size: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not (self.sigma >= 0 and self.denoise >= 0):
+            raise ValueError(f"sigma and denoise must be >= 0, got {self.sigma} and {self.denoise}")
+
+
 def synthesize_files(
-    checkpoint: str | Path,
+    model: Vocoder | str | Path,
     inputs: Sequence[str | Path],
     output_dir: str | Path,
-    sigma: float = 0.6,
-    denoise: float = 0.0,
-    precision: str = "fp32",
-    batch_size: int = 8,
-    seed: int = 0,
-    device: str | None = None,
-    max_frames: int = DEFAULT_MAX_FRAMES,
-    overlap_frames: int = DEFAULT_OVERLAP_FRAMES,
-    overwrite: bool = False,
-    rank: int | None = None,
-    world_size: int | None = None,
-    progress: bool = True,
-    vocoder: Vocoder | None = None,
-    engine: str = "fast",
-    compile: bool = False,
-    cuda_graphs: bool = False,
-    audio_overrides: dict[str, Any] | None = None,
+    options: JobOptions | None = None,
     stop: StopSignals | None = None,
+    **vocoder_options: Any,
 ) -> JobSummary:
     """Write one 16-bit wav per input into ``output_dir``; a bad input is reported, the others still written.
 
-    Mel files (.npy/.pt, (n_mel, F) or (1, n_mel, F)) are vocoded, audio files copy-synthesised; inputs
-    (``collect_inputs``) are sharded over ranks (rank r takes items r::world_size, torchrun's env by
-    default), existing outputs are skipped unless ``overwrite``, and batches group inputs of similar length.
-    engine, compile, cuda_graphs, audio_overrides: as in ``Vocoder.from_checkpoint``. ``stop``: an entered
+    ``model``: a ready ``Vocoder``, or a checkpoint path or shipped name, read (with ``vocoder_options``:
+    device, precision, overlap_frames, engine, compile, cuda_graphs, audio_overrides, as in
+    ``Vocoder.from_checkpoint``) only when there is something to synthesise. Mel files (.npy/.pt, (n_mel, F)
+    or (1, n_mel, F)) are vocoded, audio files copy-synthesised; inputs (``collect_inputs``) are sharded
+    over ranks (rank r takes items r::world_size), existing outputs are skipped unless
+    ``options.overwrite``, and batches group inputs of similar length. ``stop``: an entered
     ``interrupts.StopSignals``; once it has received a signal, the job ends after the current batch (every
     file written so far is whole) and the summary says how many were not started.
     """
     from tqdm import tqdm
 
     started = time.perf_counter()
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if not (sigma >= 0 and denoise >= 0):
-        raise ValueError(f"sigma and denoise must be >= 0, got {sigma} and {denoise}")
-    if max_frames < 2 * overlap_frames:
-        raise ValueError(
-            f"max_frames ({max_frames}) must be at least twice overlap_frames ({overlap_frames})"
-        )
-    rank, world_size = shard_info(rank, world_size)
+    options = options or JobOptions()
+    vocoder = model if isinstance(model, Vocoder) else None
+    if vocoder is not None and vocoder_options:
+        raise ValueError(f"options {sorted(vocoder_options)} apply to a checkpoint, not to a ready Vocoder")
+    overlap = (
+        vocoder.overlap_frames if vocoder else vocoder_options.get("overlap_frames", DEFAULT_OVERLAP_FRAMES)
+    )
+    max_frames, seed = options.max_frames, options.seed
+    if max_frames < 2 * overlap:
+        raise ValueError(f"max_frames ({max_frames}) must be at least twice overlap_frames ({overlap})")
+    rank, world_size = shard_info(options.rank, options.world_size)
     items, failures = collect_inputs(inputs, output_dir, seed)
     summary = JobSummary(rank=rank, world_size=world_size, seed=seed)
     summary.failures = failures if rank == 0 else []  # every rank sees them; one reports them
@@ -306,28 +322,21 @@ def synthesize_files(
     mine = items[rank::world_size]
     if remove_stale_temporaries(mine):
         log.info("removed temporary files left by an interrupted earlier run")
-    todo = [item for item in mine if overwrite or not finished_output(item.output)]
+    todo = [item for item in mine if options.overwrite or not finished_output(item.output)]
     for item in todo:
-        if not overwrite and item.output.exists():
+        if not options.overwrite and item.output.exists():
             log.warning("%s: exists but is not a finished wav; writing it again", item.output)
     summary.skipped = len(mine) - len(todo)
     if vocoder is None:
-        check_device(device)  # a clean error for a device this machine lacks, before the model is read
+        # a clean error for a device this machine lacks, before the model is read
+        check_device(vocoder_options.get("device"))
     if todo and vocoder is None:
-        vocoder = Vocoder.from_checkpoint(
-            checkpoint,
-            device=device,
-            precision=precision,
-            overlap_frames=overlap_frames,
-            engine=engine,
-            compile=compile,
-            cuda_graphs=cuda_graphs,
-            audio_overrides=audio_overrides,
-        )
+        vocoder = Vocoder.from_checkpoint(model, **vocoder_options)
     if vocoder is not None:
         summary.sampling_rate = vocoder.sampling_rate
-    bar = tqdm(total=len(todo), unit="file", disable=not progress or rank != 0, desc="synthesis")
+    bar = tqdm(total=len(todo), unit="file", disable=not options.progress or rank != 0, desc="synthesis")
     failed_before = len(summary.failures)
+    batch_size = options.batch_size
     pool_size = batch_size * 16  # read this many, sort them by length, synthesise in batches
 
     def stopping() -> bool:
@@ -346,7 +355,7 @@ def synthesize_files(
         for start in range(0, len(loaded), batch_size):
             if stopping():
                 break
-            _run_batch(vocoder, loaded[start : start + batch_size], summary, bar, sigma, denoise, max_frames)
+            _run_batch(vocoder, loaded[start : start + batch_size], summary, bar, options)
     bar.close()
     if stopping():
         summary.interrupted = stop.received if stop is not None else None
@@ -368,31 +377,28 @@ def _fail(summary: JobSummary, item: JobItem, reason: str, bar: Any) -> None:
 
 
 def _run_batch(
-    vocoder: Vocoder,
-    batch: list[_Loaded],
-    summary: JobSummary,
-    bar: Any,
-    sigma: float,
-    denoise: float,
-    max_frames: int,
+    vocoder: Vocoder, batch: list[_Loaded], summary: JobSummary, bar: Any, options: JobOptions
 ) -> None:
     """Synthesise and write one batch; if the batch fails as a whole, retry its items one by one."""
     try:
-        audio = _timed_synthesis(vocoder, batch, summary, sigma, denoise, max_frames)
+        audio = _timed_synthesis(vocoder, batch, summary, options)
     except (RuntimeError, ValueError) as exc:
         if len(batch) == 1:
             detail = (str(exc).strip().splitlines() or [""])[0][:300]
             hint = ""
             if "out of memory" in str(exc) or "can't allocate memory" in str(exc):
                 frames = batch[0].mel.shape[1]
-                hint = f"; this mel has {frames} frames: a smaller --max-frames (now {max_frames}) bounds the memory"
+                hint = (
+                    f"; this mel has {frames} frames: a smaller --max-frames (now {options.max_frames}) "
+                    "bounds the memory"
+                )
             _fail(summary, batch[0].item, f"synthesis failed ({type(exc).__name__}: {detail}){hint}", bar)
             return
         log.warning("a batch of %d failed (%s); retrying one by one", len(batch), exc)
         if vocoder.device.type == "cuda":
             torch.cuda.empty_cache()  # after an out-of-memory error, give the single items room
         for entry in batch:
-            _run_batch(vocoder, [entry], summary, bar, sigma, denoise, max_frames)
+            _run_batch(vocoder, [entry], summary, bar, options)
         return
     for entry, wav in zip(batch, audio):
         if summary.write_error is not None:
@@ -411,16 +417,16 @@ def _run_batch(
 
 
 def _timed_synthesis(
-    vocoder: Vocoder, batch: list[_Loaded], summary: JobSummary, sigma: float, denoise: float, max_frames: int
+    vocoder: Vocoder, batch: list[_Loaded], summary: JobSummary, options: JobOptions
 ) -> list[np.ndarray]:
     started = time.perf_counter()
     with torch.inference_mode():  # the mels were checked when loaded: synthesize, not __call__, which checks
         audio = vocoder.synthesize(
             [entry.mel.to(vocoder.device) for entry in batch],
             [entry.item.seed for entry in batch],
-            sigma=sigma,
-            denoise=denoise,
-            max_frames=max_frames,
+            sigma=options.sigma,
+            denoise=options.denoise,
+            max_frames=options.max_frames,
         )
     result = [wav.cpu().numpy() for wav in audio]  # waits for the device
     summary.synthesis_seconds += time.perf_counter() - started
