@@ -70,10 +70,10 @@ def test_seed_reproducible_and_equal_to_model_reverse(vocoder):
     other = vocoder(mel, sigma=0.3, generator=torch.Generator().manual_seed(6))
     assert torch.equal(first, again)
     assert (first - other).abs().max() > 1e-3
-    # The documented noise: z = randn(n_group, L) from Generator().manual_seed(seed), times sigma.
-    z = torch.randn(
-        TINY_MODEL.n_group, 16 * HOP // TINY_MODEL.n_group, generator=torch.Generator().manual_seed(9)
-    )
+    # The documented noise: blocks of 64 columns, each randn(64, n_group) transposed, drawn in order from
+    # Generator().manual_seed(seed), cut to L columns, times sigma (here L < 64: one block).
+    block = torch.randn(64, TINY_MODEL.n_group, generator=torch.Generator().manual_seed(9)).T
+    z = block[:, : 16 * HOP // TINY_MODEL.n_group]
     expected = vocoder.model.reverse((z * 0.3)[None], mel[None]).clamp(-1, 1)
     assert torch.allclose(vocoder(mel, sigma=0.3, seeds=[9]), expected, atol=1e-6)
 

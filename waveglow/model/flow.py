@@ -33,6 +33,24 @@ class FlowOutput:
     log_det_s_per_flow: torch.Tensor
 
 
+@dataclass(frozen=True)
+class ReceptiveField:
+    """How far one mel frame's audio can depend on the flow's inputs: upper bounds, in mel frames.
+
+    The audio of frame f (samples f*hop .. f*hop + hop - 1) depends only on the mel frames f - left .. f + right
+    and on the z columns (groups of n_group samples) covering them; ``columns`` is how far the coupling
+    networks alone reach, in z columns to each side. So a window of frames [s, e) synthesised on its own gives
+    the one-pass audio of every frame f with f - left >= s (or s = 0) and f + right < e (or e = all frames),
+    when its z is the one-pass z's columns from s*hop/n_group on. The bounds are reached (within a frame)
+    unless a coupling's input half holds only channels that the coupling before it left unchanged (an early
+    output as wide as that half): then the reach is shorter.
+    """
+
+    left: int
+    right: int
+    columns: int
+
+
 def squeeze(audio: torch.Tensor, n_group: int) -> torch.Tensor:
     """audio (B, T) -> (B, g, T // g) with x[b, j, t] = audio[b, g*t + j]."""
     batch, length = audio.shape
@@ -174,6 +192,28 @@ class WaveGlow(nn.Module):
         length = -(-n_samples // g)  # ceil
         z = torch.randn(mel.shape[0], g, length, generator=generator, device=mel.device, dtype=mel.dtype)
         return self.reverse(z * sigma, mel)[:, :n_samples]
+
+    def receptive_field(self) -> ReceptiveField:
+        """Upper bounds of how far one frame's audio reaches into mel and z (``ReceptiveField``), derived
+        from the architecture.
+
+        Layer i of a coupling network is a conv of kernel_size taps at dilation 2**i, so one coupling mixes
+        r = (kernel_size - 1) / 2 * (2**n_layers - 1) z columns to each side and the flow, its couplings one
+        after the other (the 1x1 convolutions mix channels only), R = n_flows * r. A sample t in column
+        c = t // g thus depends on z and conditioning in columns c - R .. c + R, and a conditioning sample u
+        on the mel frames f with f*hop <= u < f*hop + win_length (the transposed convolution looks back
+        only). With floor(a/hop) - floor(b/hop) <= ceil((a - b)/hop): right = ceil(((R + 1) g - 1) / hop),
+        left = ceil(((R + 1) g - 1 + win_length) / hop) - 1 frames. The published model: R = 3,060 columns,
+        left 99 and right 96 frames (1.15 s and 1.11 s at 22.05 kHz).
+        """
+        cfg, g, hop = self.model_cfg, self.model_cfg.n_group, self.hop_length
+        columns = cfg.n_flows * (cfg.kernel_size - 1) // 2 * (2**cfg.n_layers - 1)
+        reach = (columns + 1) * g - 1  # from the first sample of t's column to the last of the farthest one
+        return ReceptiveField(
+            left=-(-(reach + self.upsample.kernel_size[0]) // hop) - 1,
+            right=-(-reach // hop),
+            columns=columns,
+        )
 
     def apply_weight_norm(self) -> WaveGlow:
         """Put weight norm back on plain convolutions (training from weights without it); outputs do not

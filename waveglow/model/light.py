@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from waveglow.config import AudioConfig, ModelConfig, validate_model_audio
-from waveglow.model.flow import FlowOutput
+from waveglow.model.flow import FlowOutput, ReceptiveField
 from waveglow.model.layers import Invertible1x1Conv
 
 
@@ -156,6 +156,21 @@ class LightWaveGlow(nn.Module):
     def remove_weight_norm(self) -> LightWaveGlow:
         """The light flow has no weight norm; returns self (the interface of ``WaveGlow``)."""
         return self
+
+    def receptive_field(self) -> ReceptiveField:
+        """Upper bounds of how far one frame's audio reaches into mel and z (``ReceptiveField``), derived
+        from the architecture.
+
+        Every layer's depthwise conv (dilation 1) mixes (kernel_size - 1) / 2 z steps to each side, so the
+        flow mixes R = n_flows * n_layers * (kernel_size - 1) / 2 steps; the mel enters at frame rate, frame
+        f on steps f*r .. f*r + r - 1 (r = hop_length // n_group), mixing nothing itself. A step c thus
+        depends on steps c - R .. c + R and their frames: ceil(R / r) frames to each side. The shipped light
+        configuration: R = 96 steps, 48 frames (0.56 s at 22.05 kHz) each side.
+        """
+        cfg = self.model_cfg
+        columns = cfg.n_flows * cfg.n_layers * (cfg.kernel_size - 1) // 2
+        frames = -(-columns // self.repeat)
+        return ReceptiveField(left=frames, right=frames, columns=columns)
 
     def masked_layers(self) -> list[nn.Module]:
         """The modules whose input mixes time steps (the depthwise convs): a padded batch stays exact when

@@ -1,12 +1,17 @@
 """Synthesis: the ``Vocoder`` a TTS front end calls. Its inputs are checked in ``inputs.py``, its engines are
-``fast.py`` and ``eager.py``, ``score`` is ``waveglow.model.likelihood``; the batch job of ``infer.py`` is ``batch.py``.
+``fast.py`` and ``eager.py``, ``score`` is ``waveglow.model.likelihood``; the batch job of ``infer.py`` is ``batch.py``;
+``stream`` (audio while the mel is still arriving) is ``stream.py``.
 
 Noise. Item i's latent z_i ~ N(0, 1) of shape (n_group, ceil(F_i * hop_length / n_group)) is drawn on the
-CPU from ``torch.Generator().manual_seed(s_i)`` and then moved to the device, so a seed gives the same z on
-any device and in any batch. The per-item seeds s_i are either given (``seeds=``) or drawn in order, one
-int64 per item, from ``generator`` (the global RNG when None): a batch gives the same audio as calling the
-vocoder one item at a time, in the same order, with the same generator. ``infer.py`` derives s_i from
-``--seed`` and the output file name, so a file's audio does not depend on batch size, sharding or resuming.
+CPU from one ``torch.Generator().manual_seed(s_i)`` in blocks of NOISE_BLOCK_COLUMNS columns, in order, each
+``randn(NOISE_BLOCK_COLUMNS, n_group)`` transposed (a column's n_group values are consecutive draws), then
+cropped to its length and moved to the device. So a seed gives the same z on any device and in any batch,
+and z's first L columns are the same whatever the utterance's length: the z of a prefix is the prefix of
+the z, which lets ``stream`` draw the one-pass z as frames arrive. The per-item seeds s_i are either given
+(``seeds=``) or drawn in order, one int64 per item, from ``generator`` (the global RNG when None): a batch
+gives the same audio as calling the vocoder one item at a time, in the same order, with the same generator.
+``infer.py`` derives s_i from ``--seed`` and the output file name, so a file's audio does not depend on batch
+size, sharding or resuming.
 
 Batching. Mels of different lengths run as one padded batch in which the input of every dilated
 convolution is zeroed beyond each item's own length: exactly what the convolution's zero padding does when
@@ -23,7 +28,7 @@ whole-utterance z, so away from chunk edges a chunk computes what one pass compu
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +38,7 @@ from waveglow.audio import MelSpectrogram
 from waveglow.checkpoints import list_pretrained, load_model, pretrained_path
 from waveglow.config import Config
 from waveglow.device import check_device, check_precision, intra_op_threads
-from waveglow.model.flow import WaveGlow
+from waveglow.model.flow import ReceptiveField, WaveGlow
 from waveglow.model.likelihood import LogLikelihood, log_likelihood
 from waveglow.synth.denoiser import BIAS_MODES, Denoiser
 from waveglow.synth.eager import eager_reverse
@@ -47,11 +52,13 @@ from waveglow.synth.inputs import (
     draw_seeds,
     split_mels,
 )
+from waveglow.synth.stream import DEFAULT_MIN_CHUNK_FRAMES, stream_audio
 
 ENGINES = ("fast", "eager")
 LIGHT_ONE_THREAD_STEPS = 512  # z steps (batch x columns): about 3 s of audio at 22.05 kHz, n_group 128
 DEFAULT_MAX_FRAMES = 4000  # 46 s at 22.05 kHz with hop 256: ordinary utterances run in one exact pass
 DEFAULT_OVERLAP_FRAMES = 128  # chunk overlap (1.5 s at 22.05 kHz, hop 256), crossfaded
+NOISE_BLOCK_COLUMNS = 64  # z is drawn in blocks of this many columns, so a prefix of z is the z of a prefix
 
 
 # ---------------------------------------------------------------------------------------------- vocoder
@@ -228,10 +235,51 @@ class Vocoder:
         """The fewest frames that end on a whole z column (chunk starts and bucket sizes are multiples)."""
         return self.n_group // math.gcd(self.hop_length, self.n_group)
 
-    def noise(self, seed: int, frames: int) -> torch.Tensor:
-        """z ~ N(0, 1) (n_group, z_columns(frames)) float32 on the device, from a CPU generator."""
+    def noise_blocks(self, seed: int) -> Iterator[torch.Tensor]:
+        """The z of ``seed`` block by block (module docstring, "Noise"): an endless iterator of float32 CPU
+        tensors (n_group, NOISE_BLOCK_COLUMNS), the first columns first; ``noise`` and ``stream`` draw from it."""
         gen = torch.Generator().manual_seed(seed)
-        return torch.randn(self.n_group, self.z_columns(frames), generator=gen).to(self.device)
+        while True:
+            yield torch.randn(NOISE_BLOCK_COLUMNS, self.n_group, generator=gen).T  # (n_group, block)
+
+    def noise(self, seed: int, frames: int) -> torch.Tensor:
+        """z ~ N(0, 1) (n_group, z_columns(frames)) float32 on the device, the first columns of
+        ``noise_blocks(seed)``: its first columns do not depend on ``frames``."""
+        columns = self.z_columns(frames)
+        blocks = self.noise_blocks(seed)
+        z = torch.cat([next(blocks) for _ in range(-(-columns // NOISE_BLOCK_COLUMNS))], dim=1)
+        return z[:, :columns].to(self.device)
+
+    @property
+    def receptive_field(self) -> ReceptiveField:
+        """How far, in mel frames, one frame's audio depends on the mel and z to each side (upper bounds from
+        the architecture; ``WaveGlow.receptive_field``, ``LightWaveGlow.receptive_field``)."""
+        return self.model.receptive_field()
+
+    def stream(
+        self,
+        chunks: Iterable[MelInput],
+        sigma: float = 0.6,
+        seed: int = 0,
+        lookahead_frames: int | None = None,
+        min_chunk_frames: int = DEFAULT_MIN_CHUNK_FRAMES,
+        denoise: float = 0.0,
+    ) -> Iterator[torch.Tensor]:
+        """Audio while the mel is still arriving: mel chunks (n_mel, k_i) in -> audio chunks (n,) float32 in
+        [-1, 1] out, whose concatenation is ``self(mel, sigma=sigma, seeds=[seed], denoise=denoise)[0]`` for
+        the concatenated mel (to float rounding) when ``lookahead_frames`` is None (the receptive field's
+        ``right``); fewer frames of look-ahead answer sooner and differ. ``waveglow.synth.stream``
+        (``stream_audio``) says how and what it costs. Options are checked now, chunks as they arrive.
+        """
+        return stream_audio(
+            self,
+            chunks,
+            sigma=sigma,
+            seed=seed,
+            lookahead_frames=lookahead_frames,
+            min_chunk_frames=min_chunk_frames,
+            denoise=denoise,
+        )
 
     def synthesize(
         self,
