@@ -80,9 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--engine",
         choices=list(ENGINES),
-        default="fast",
-        help="fast: weights folded for synthesis, same audio within float32 rounding; "
-        "eager: the model as trained, as the original code runs it (default fast)",
+        default="auto",
+        help="auto: the faster of fast and eager for this model on this machine, timed once and cached "
+        "(~/.cache/waveglow/engine-choice.json); fast: weights folded for synthesis, same audio within "
+        "float32 rounding; eager: the model as trained, as the original code runs it (default auto)",
     )
     parser.add_argument(
         "--compile", action="store_true", help="torch.compile the fast engine (recompiles per batch shape)"

@@ -4,6 +4,7 @@ CUDA devices they need are missing. Test files import helpers from here, never f
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +65,20 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _engine_cache(tmp_path_factory):
+    """engine="auto" caches its choice per machine (in ~/.cache): the tests, and the processes they start,
+    keep theirs in a file of their own."""
+    path = tmp_path_factory.mktemp("engine-cache") / "engine-choice.json"
+    before = os.environ.get("WAVEGLOW_ENGINE_CACHE")
+    os.environ["WAVEGLOW_ENGINE_CACHE"] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop("WAVEGLOW_ENGINE_CACHE", None)
+    else:
+        os.environ["WAVEGLOW_ENGINE_CACHE"] = before
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,14 @@ per key, a damaged or unwritable cache only means measuring again. Timing comes 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
-from conftest import TINY_MODEL
+from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model
 
+from waveglow.model.architectures import build_flow
 from waveglow.synth.engine_choice import cache_file, choice_key, choose_engine
 
 
@@ -90,3 +92,37 @@ def test_key_and_cache_location(monkeypatch, tmp_path):
     monkeypatch.delenv("WAVEGLOW_ENGINE_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert cache_file() == tmp_path / "xdg" / "waveglow" / "engine-choice.json"
+
+
+def test_vocoder_auto_engine_measures_once_then_reads_the_cache(tmp_path, monkeypatch):
+    """Vocoder(engine="auto"), the default: times both engines on a probe the first time, keeps the faster,
+    and a second Vocoder of the same model reads the choice; a cached "eager" is obeyed; the light flow has
+    one engine and measures nothing."""
+    from waveglow import Config, Vocoder
+    from waveglow.synth import engine_choice
+
+    monkeypatch.setenv("WAVEGLOW_ENGINE_CACHE", str(tmp_path / "engines.json"))
+    cfg = Config(model=TINY_MODEL, audio=TINY_AUDIO)
+    first = Vocoder(make_tiny_model(), cfg, device="cpu")
+    assert first.engine in ("fast", "eager") and first.engine_choice.measured
+    assert set(first.engine_choice.seconds) == {"fast", "eager"}
+    assert (first.fast is not None) == (first.engine == "fast")
+    second = Vocoder(make_tiny_model(), cfg, device="cpu")
+    assert second.engine == first.engine and not second.engine_choice.measured
+
+    key = json.loads(first.engine_choice.key)
+    forced = {"format": 1, "choices": {first.engine_choice.key: {"engine": "eager"}}}
+    (tmp_path / "engines.json").write_text(json.dumps(forced))
+    eager = Vocoder(make_tiny_model(), cfg, device="cpu")
+    assert eager.engine == "eager" and eager.fast is None and key["precision"] == "fp32"
+    fast = Vocoder(make_tiny_model(), cfg, device="cpu", engine="fast")
+    mel = torch.randn(TINY_AUDIO.n_mel_channels, 12, generator=torch.Generator().manual_seed(0)) - 6.0
+    assert (eager(mel, sigma=0.6, seeds=[3]) - fast(mel, sigma=0.6, seeds=[3])).abs().max() < 1e-4
+
+    calls = []
+    monkeypatch.setattr(engine_choice, "choose_engine", lambda *a, **k: calls.append(1))
+    light_cfg = dataclasses.replace(TINY_MODEL, architecture="light")
+    light = Vocoder(
+        build_flow(light_cfg, TINY_AUDIO), Config(model=light_cfg, audio=TINY_AUDIO), device="cpu"
+    )
+    assert light.engine == "eager" and light.engine_choice is None and calls == []

@@ -22,7 +22,7 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,14 @@ def choice_key(device: torch.device, model_cfg: ModelConfig, precision: str) -> 
     )
 
 
+def cached_engine(key: str, candidates: Sequence[str], path: Path | None = None) -> str | None:
+    """The engine cached under ``key`` when it is one of ``candidates``, else None (measure it)."""
+    cached = _read_cache(path or cache_file()).get(key)
+    if isinstance(cached, dict) and cached.get("engine") in candidates:
+        return str(cached["engine"])
+    return None
+
+
 def choose_engine(
     key: str,
     runners: Mapping[str, Callable[[], object]],
@@ -112,10 +120,9 @@ def choose_engine(
     the machine). ``sync`` waits for the device (CUDA runs asynchronously).
     """
     path = path or cache_file()
-    cache = _read_cache(path)
-    cached = cache.get(key)
-    if isinstance(cached, dict) and cached.get("engine") in runners:
-        return EngineChoice(cached["engine"], measured=False, key=key)
+    cached = cached_engine(key, list(runners), path)
+    if cached is not None:
+        return EngineChoice(cached, measured=False, key=key)
     seconds: dict[str, float] = {}
     for name, run in runners.items():
         run()  # warm-up: first-call allocations, lazy initialisation
@@ -134,6 +141,7 @@ def choose_engine(
         ", ".join(f"{name} {s * 1e3:.1f} ms" for name, s in seconds.items()),
         path,
     )
+    cache = _read_cache(path)  # again: another process may have added its own choices meanwhile
     cache[key] = {"engine": engine, "seconds": seconds, "date": time.strftime("%Y-%m-%d")}
     _write_cache(path, cache)
     return EngineChoice(engine, seconds, measured=True, key=key)

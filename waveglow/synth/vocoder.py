@@ -27,6 +27,7 @@ whole-utterance z, so away from chunk edges a chunk computes what one pass compu
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -42,6 +43,7 @@ from waveglow.model.flow import ReceptiveField, WaveGlow
 from waveglow.model.likelihood import LogLikelihood, log_likelihood
 from waveglow.synth.denoiser import BIAS_MODES, Denoiser
 from waveglow.synth.eager import eager_reverse
+from waveglow.synth.engine_choice import EngineChoice, cached_engine, choice_key, choose_engine
 from waveglow.synth.fast import PRECISIONS, FastWaveGlow, prepare_for_inference
 from waveglow.synth.inputs import (
     InputError,
@@ -54,7 +56,8 @@ from waveglow.synth.inputs import (
 )
 from waveglow.synth.stream import DEFAULT_MIN_CHUNK_FRAMES, stream_audio
 
-ENGINES = ("fast", "eager")
+ENGINES = ("auto", "fast", "eager")
+PROBE_FRAMES = 32  # mel frames of the input on which engine="auto" times the engines (0.37 s at hop 256)
 LIGHT_ONE_THREAD_STEPS = 512  # z steps (batch x columns): about 3 s of audio at 22.05 kHz, n_group 128
 DEFAULT_MAX_FRAMES = 4000  # 46 s at 22.05 kHz with hop 256: ordinary utterances run in one exact pass
 DEFAULT_OVERLAP_FRAMES = 128  # chunk overlap (1.5 s at 22.05 kHz, hop 256), crossfaded
@@ -69,10 +72,13 @@ class Vocoder:
     config. ``precision`` "fp32", "bf16" or "fp16" runs the coupling networks in that dtype; the flow's
     carrier, z, the 1x1 inverses and the output stay float32.
 
-    ``engine`` "fast" (default; for WaveGlow, the light flow always runs its own reverse) synthesises with ``waveglow.synth.fast.FastWaveGlow`` (weight norm, 1x1 inverses,
-    start and end folded in advance, time-major matrix products; equal to "eager" within float32 rounding,
-    1.5x faster on CPU); "eager" runs ``WaveGlow.reverse`` as the original code does, under autocast for
-    bf16/fp16. ``compile`` (torch.compile) and ``cuda_graphs`` (one CUDA graph per batch shape) apply to
+    ``engine`` (for WaveGlow; the light flow always runs its own reverse): "fast" synthesises with
+    ``waveglow.synth.fast.FastWaveGlow`` (weight norm, 1x1 inverses, start and end folded in advance,
+    time-major matrix products; equal to "eager" within float32 rounding); "eager" runs ``WaveGlow.reverse``
+    as the original code does, under autocast for bf16/fp16; "auto" (default) takes whichever of the two is
+    faster for this model and precision on this machine, timed once on a short input and cached
+    (``waveglow.synth.engine_choice``; which one wins depends on the CPU: fast 1.43x eager on AVX2, 0.88x on
+    an AVX-512 EPYC). ``engine_choice`` then holds the choice and its timings. ``compile`` (torch.compile) and ``cuda_graphs`` (one CUDA graph per batch shape) apply to
     the fast engine; both specialise on shapes, so with either one ``bucket_lengths`` (default: on when
     either is) pads every batch to one of a few fixed lengths (``inputs.bucket_frames``; each item still
     gets exactly its own audio) so that a long job reuses a handful of shapes.
@@ -86,7 +92,7 @@ class Vocoder:
         precision: str = "fp32",
         overlap_frames: int = DEFAULT_OVERLAP_FRAMES,
         denoiser_mode: str = "zeros",
-        engine: str = "fast",
+        engine: str = "auto",
         compile: bool = False,
         cuda_graphs: bool = False,
         bucket_lengths: bool | None = None,
@@ -100,6 +106,8 @@ class Vocoder:
             # The light flow is time-major matrix products already (what the fast engine makes of WaveGlow):
             # it runs its own reverse pass, under autocast for bf16/fp16, whichever engine is asked for.
             engine = "eager"
+        elif engine == "auto" and (compile or cuda_graphs):
+            engine = "fast"  # both exist for the fast engine only
         self.bucket_lengths = (compile or cuda_graphs) if bucket_lengths is None else bucket_lengths
         self.config = config
         self.device = check_device(device, option="device")  # DeviceError naming it when absent here
@@ -107,6 +115,10 @@ class Vocoder:
         self.dtype = PRECISIONS[precision]
         self.overlap_frames = overlap_frames
         self.denoiser_mode = denoiser_mode
+        self.engine_choice: EngineChoice | None = None
+        self._probed_fast: FastWaveGlow | None = None  # the fast engine "auto" built to time it
+        if engine == "auto":
+            engine = self._choose_engine(model)
         self.engine = engine
         check_precision(self.device, self.dtype, engine)
         self._prepare(model, compile=compile, cuda_graphs=cuda_graphs)
@@ -156,11 +168,56 @@ class Vocoder:
         self.fast: FastWaveGlow | None = None
         if self.engine == "fast":
             self.model.cpu()
-            self.fast = prepare_for_inference(
+            self.fast = self._probed_fast or prepare_for_inference(
                 self.model, self.device, self.precision, compile=compile, cuda_graphs=cuda_graphs
             )
+            self._probed_fast = None
         else:
             self.model.to(self.device)
+
+    def _choose_engine(self, model: WaveGlow) -> str:
+        """engine="auto": the faster exact engine for this model and precision here (cached per machine).
+
+        Engines this device cannot run in the precision are not candidates. Timing synthesises PROBE_FRAMES
+        frames at batch 1 with each engine; the fast engine built for it is kept when it wins."""
+        candidates = []
+        for name in ("fast", "eager"):
+            try:
+                check_precision(self.device, self.dtype, name)
+            except ValueError:
+                continue
+            candidates.append(name)
+        if len(candidates) < 2:
+            return candidates[0] if candidates else "fast"  # "fast": check_precision then says why not
+        if model.has_weight_norm:
+            model.remove_weight_norm()
+        model = model.eval().requires_grad_(False)
+        key = choice_key(self.device, model.model_cfg, self.precision)
+        cached = cached_engine(key, candidates)
+        if cached is not None:
+            self.engine_choice = EngineChoice(cached, key=key)
+            return cached
+        mel = torch.full((1, self.n_mel_channels, PROBE_FRAMES), -6.0, device=self.device)
+        z = torch.randn(1, self.n_group, self.z_columns(PROBE_FRAMES), generator=torch.Generator()) * 0.6
+        z, lengths = z.to(self.device), [z.shape[2]]
+        fast = prepare_for_inference(model, self.device, self.precision)
+        plain = copy.deepcopy(model).to(self.device)  # the model itself may stay on the CPU (fast engine)
+
+        def run_fast() -> object:
+            return fast.reverse(z, mel, lengths)
+
+        def run_eager() -> object:
+            return eager_reverse(plain, z, mel, lengths, self.dtype)
+
+        with torch.inference_mode():
+            self.engine_choice = choose_engine(
+                key,
+                {"fast": run_fast, "eager": run_eager},
+                sync=lambda: torch.cuda.synchronize(self.device) if self.device.type == "cuda" else None,
+            )
+        if self.engine_choice.engine == "fast":
+            self._probed_fast = fast
+        return self.engine_choice.engine
 
     def _plain_model_on_device(self) -> WaveGlow:
         """The plain model, moved to the vocoder's device on first use (the fast engine leaves it on CPU)."""
