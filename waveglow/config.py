@@ -156,6 +156,9 @@ class DataConfig:
     validation_max_seconds: float = 0.0  # validate on at most this much of each held-out clip (0: all of it)
     short_clips: str = "pad"  # clips shorter than segment_length: pad (mirror padding, never zeros) | drop
     dither: float = 1.0  # uniform noise added to training segments, in 16-bit steps peak to peak (0: none)
+    # paired mels (filelist lines audio|mel.npy): the most frames a mel file may differ from 1 + samples //
+    # hop_length; within it frames are cut, or the last repeated, to agree; beyond it the pair is bad
+    mel_frame_tolerance: int = 2
 
 
 @dataclass
@@ -219,6 +222,11 @@ class Config:
             raise ConfigError(f"data.short_clips must be pad or drop, got {self.data.short_clips!r}")
         if not (self.data.dither >= 0 and math.isfinite(self.data.dither)):
             raise ConfigError(f"data.dither must be >= 0, got {self.data.dither}")
+        tolerance = self.data.mel_frame_tolerance
+        if not isinstance(tolerance, int) or isinstance(tolerance, bool) or tolerance < 0:
+            raise ConfigError(
+                f"data.mel_frame_tolerance must be a whole number of frames >= 0, got {tolerance!r}"
+            )
         if self.train.precision not in ("fp32", "tf32", "bf16", "fp16"):
             raise ConfigError(
                 f"train.precision must be fp32, tf32, bf16 or fp16, got {self.train.precision!r}"

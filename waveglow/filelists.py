@@ -1,5 +1,6 @@
 """Filelists and the deterministic train/validation/test split: reading and writing lists, LJSpeech folder
-detection and listing, folder listing, and :func:`resolve_files`, which turns any of them into audio paths.
+detection and listing, folder listing, and :func:`resolve_entries` / :func:`resolve_files`, which turn any of
+them into clips (audio paths, with the paired mel file of an ``audio|mel.npy`` line).
 
 :class:`DataError`, raised by the whole data layer (``waveglow.data`` imports it from here), lives here
 because this is its lowest module; the lists are here, not in ``waveglow.data``, because synthesis reads them too.
@@ -11,10 +12,12 @@ import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 from waveglow.files import atomic_write_text
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".mp3", ".opus")
+MEL_SUFFIXES = (".npy", ".pt")  # a filelist's second field ending so is a paired mel file, not a transcript
 SPLITS = ("train", "validation", "test", "all")
 # Fractions of the Tacotron 2 LJSpeech split (12,500 train / 100 validation / 500 test of 13,100 clips).
 VALIDATION_FRACTION = 100 / 13100
@@ -25,11 +28,26 @@ class DataError(ValueError):
     """A filelist, a data folder or a set of files cannot be used; the message names them."""
 
 
-def read_filelist(path: str | Path, data_root: str | Path | None = None) -> list[Path]:
-    """Audio paths from a filelist: one path per line (WaveGlow) or ``path|transcript|...`` (Tacotron 2).
+class Entry(NamedTuple):
+    """One clip of a filelist: its audio file and, for a pair (``audio|mel.npy``), the mel file to condition
+    on instead of the mel computed from the audio (None: computed)."""
 
-    Blank lines and lines starting with ``#`` are skipped. Relative paths are resolved against
-    ``data_root`` when given (and not empty), else against the list's folder.
+    audio: Path
+    mel: Path | None = None
+
+
+def is_mel_field(text: str) -> bool:
+    """Whether a filelist line's second field names a mel file (ends in .npy or .pt, any case) rather than
+    holding a transcript."""
+    return text.strip().lower().endswith(MEL_SUFFIXES)
+
+
+def read_entries(path: str | Path, data_root: str | Path | None = None) -> list[Entry]:
+    """The clips of a filelist: one audio path per line (WaveGlow), ``path|transcript|...`` (Tacotron 2),
+    or ``audio_path|mel_path`` (a pair: the second field ends in .npy or .pt; fields after it are ignored).
+
+    Blank lines and lines starting with ``#`` are skipped. Relative paths (audio and mel alike) are resolved
+    against ``data_root`` when given (and not empty), else against the list's folder.
     """
     path = Path(path)
     if not path.is_file():
@@ -39,16 +57,28 @@ def read_filelist(path: str | Path, data_root: str | Path | None = None) -> list
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: cannot read filelist ({exc})") from exc
     root = Path(data_root) if data_root else path.parent
-    paths = []
+    entries = []
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        entry = Path(line.split("|", 1)[0].strip())
-        paths.append(entry if entry.is_absolute() else root / entry)
-    if not paths:
+        fields = [part.strip() for part in line.split("|", 2)]
+        audio = Path(fields[0])
+        mel = Path(fields[1]) if len(fields) > 1 and is_mel_field(fields[1]) else None
+        entries.append(
+            Entry(
+                audio if audio.is_absolute() else root / audio,
+                None if mel is None else mel if mel.is_absolute() else root / mel,
+            )
+        )
+    if not entries:
         raise DataError(f"{path}: filelist names no files")
-    return paths
+    return entries
+
+
+def read_filelist(path: str | Path, data_root: str | Path | None = None) -> list[Path]:
+    """The audio paths of a filelist (:func:`read_entries` without the paired mel files)."""
+    return [entry.audio for entry in read_entries(path, data_root)]
 
 
 def write_filelist(
@@ -131,8 +161,9 @@ def directory_files(root: str | Path, split: str = "all") -> list[Path]:
     return [files[i] for i in split_keys(keys, split)]
 
 
-def resolve_files(spec: str | Path, data_root: str | Path = "", split: str = "train") -> list[Path]:
-    """Audio paths from a filelist, an LJSpeech folder or a folder of audio files.
+def resolve_entries(spec: str | Path, data_root: str | Path = "", split: str = "train") -> list[Entry]:
+    """The clips of a filelist (with their paired mel files, if any), an LJSpeech folder or a folder of audio
+    files (no mel files).
 
     A filelist is already a split, so ``split`` is ignored for it. An LJSpeech folder (``metadata.csv`` +
     ``wavs/``) or a plain folder of audio gives its deterministic ``split`` ("train", "validation",
@@ -148,10 +179,16 @@ def resolve_files(spec: str | Path, data_root: str | Path = "", split: str = "tr
         path = Path(data_root) / path
     if path.is_dir():
         if is_ljspeech_folder(path):
-            return ljspeech_files(path, split)
-        return directory_files(path, split)
+            return [Entry(p) for p in ljspeech_files(path, split)]
+        return [Entry(p) for p in directory_files(path, split)]
     if path.is_file():
         if path.name == "metadata.csv" and is_ljspeech_folder(path.parent):
-            return ljspeech_files(path.parent, split)
-        return read_filelist(path, data_root or None)
+            return [Entry(p) for p in ljspeech_files(path.parent, split)]
+        return read_entries(path, data_root or None)
     raise DataError(f"{spec}: no such filelist or folder")
+
+
+def resolve_files(spec: str | Path, data_root: str | Path = "", split: str = "train") -> list[Path]:
+    """Audio paths from a filelist, an LJSpeech folder or a folder of audio files (:func:`resolve_entries`
+    without the paired mel files)."""
+    return [entry.audio for entry in resolve_entries(spec, data_root, split)]

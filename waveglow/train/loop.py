@@ -93,6 +93,7 @@ def train_step(
     stop: bool = False,
     sample_loss: SampleLoss | None = None,
     sample_z: torch.Tensor | None = None,
+    mel: torch.Tensor | None = None,
 ) -> StepResult:
     """Forward, backward, clip, and update unless the loss or gradient norm is non-finite on any rank.
 
@@ -100,9 +101,11 @@ def train_step(
     front end as at inference). ``stop`` is this rank's wish to stop; any rank's wish is returned to all.
     ``model`` is a ``FlowObjective`` (or DDP of one); with ``sample_loss`` and its noise ``sample_z``
     (B, n_group, T // n_group) the loss adds the weighted MR-STFT distance of the synthesis from z.
+    ``mel`` (B, n_mel, 1 + segment_length // hop_length): a paired dataset's mels, used instead of mel_fn's.
     """
-    with torch.no_grad():
-        mel = mel_fn(audio)  # (B, n_mel, 1 + segment_length // hop_length), float32
+    if mel is None:
+        with torch.no_grad():
+            mel = mel_fn(audio)  # (B, n_mel, 1 + segment_length // hop_length), float32
     with autocast(audio.device, precision):
         out, synthesis = model(audio, mel, sample_z if sample_loss is not None else None)
     terms = loss_fn.terms(out)
@@ -259,29 +262,32 @@ class Trainer:
             return "max_steps"  # a run resumed at its end
         self.train_set.set_epoch(state.epoch)
         self.sampler.set_position(state.epoch, state.batch_in_epoch * batch_size)
-        for audio in self.loader:
-            reason = self.after_step(self.step(audio))
+        for batch in self.loader:
+            reason = self.after_step(self.step(batch))
             if reason:
                 return reason
         state.epoch += 1
         state.batch_in_epoch = 0
         return None
 
-    def step(self, audio: torch.Tensor) -> StepResult:
-        """One batch: set the learning rate, take the step, count it (or the skip)."""
+    def step(self, batch: torch.Tensor | list[torch.Tensor]) -> StepResult:
+        """One batch (audio, or [audio, mel] from a paired dataset): set the learning rate, take the step,
+        count it (or the skip)."""
+        audio, mel = batch if isinstance(batch, (list, tuple)) else (batch, None)
         tcfg, state = self.cfg.train, self.state
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate_at(state.step, tcfg)
         time_up = tcfg.max_minutes > 0 and time.monotonic() - self.start_time >= tcfg.max_minutes * 60
         time_up = time_up or self.stop_signals.received is not None  # Ctrl-C/SIGTERM: every rank stops here
         audio = audio.to(self.env.device, non_blocking=True)
+        mel = None if mel is None else mel.to(self.env.device, non_blocking=True)
         sample_z = None
         if self.sample_loss is not None:
             sample_z = self.sample_loss.noise(audio, self.cfg.model.n_group, state.step, self.env.rank)
         result = train_step(
             self.ddp, audio, self.mel_fn, self.loss_fn, self.optimizer, self.scaler,
             tcfg.precision, tcfg.grad_clip_thresh, self.env.world_size, time_up,
-            self.sample_loss, sample_z,
+            self.sample_loss, sample_z, mel,
         )  # fmt: skip
         state.batch_in_epoch += 1
         now = time.perf_counter()

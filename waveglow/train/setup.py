@@ -18,9 +18,9 @@ from torch.utils.data import DataLoader
 
 from waveglow.checkpoints import CheckpointError, load_checkpoint, load_model
 from waveglow.config import Config, TrainConfig, save_config
-from waveglow.data.check import DataReport, check_files, usable_files
+from waveglow.data.check import DataReport, check_files, usable_entries
 from waveglow.data.datasets import AudioClipDataset, AudioSegmentDataset
-from waveglow.filelists import resolve_files
+from waveglow.filelists import Entry, resolve_entries
 from waveglow.model.architectures import Flow, build_flow
 from waveglow.train.distributed import DistEnv, ResumableSampler
 from waveglow.train.errors import TrainingError
@@ -108,40 +108,50 @@ def load_initial_weights(model: Flow, path: str | Path) -> None:
 # ------------------------------------------------------------------------------------------------- data
 
 
-def data_paths(cfg: Config) -> tuple[list[Path], list[Path]]:
-    """(training files, held-out files). A folder (or an LJSpeech metadata.csv) gives its deterministic train
-    and validation splits; a training filelist without data.validation_files gives no held-out files."""
+def data_paths(cfg: Config) -> tuple[list[Entry], list[Entry]]:
+    """(training clips, held-out clips), each with its paired mel file if its filelist line names one. A
+    folder (or an LJSpeech metadata.csv) gives its deterministic train and validation splits; a training
+    filelist without data.validation_files gives no held-out clips."""
     data = cfg.data
     if not data.training_files:
         raise TrainingError("data.training_files is empty: give a filelist, an LJSpeech folder or a folder")
-    train = resolve_files(data.training_files, data.data_root, "train")
+    train = resolve_entries(data.training_files, data.data_root, "train")
     if data.validation_files:
-        return train, resolve_files(data.validation_files, data.data_root, "validation")
+        return train, resolve_entries(data.validation_files, data.data_root, "validation")
     spec = Path(data.training_files)
     if not spec.exists() and data.data_root:
         spec = Path(data.data_root) / spec
     is_folder = spec.is_dir() or (spec.name == "metadata.csv" and spec.is_file())
-    return train, (resolve_files(spec, data.data_root, "validation") if is_folder else [])
+    return train, (resolve_entries(spec, data.data_root, "validation") if is_folder else [])
 
 
 def check_data(cfg: Config) -> list[tuple[str, DataReport]]:
-    """The data check alone (``train.py --check-data``): a report for the training and held-out files."""
+    """The data check alone (``train.py --check-data``): a report for the training and held-out files
+    (paired mel files included)."""
     train, held_out = data_paths(cfg)
-    reports = [("training", check_files(train, cfg.audio, cfg.data.segment_length))]
+    seg, tolerance = cfg.data.segment_length, cfg.data.mel_frame_tolerance
+    reports = [("training", check_files(train, cfg.audio, seg, mel_frame_tolerance=tolerance))]
     if held_out:
-        reports.append(("validation", check_files(held_out, cfg.audio, cfg.data.segment_length)))
+        reports.append(("validation", check_files(held_out, cfg.audio, seg, mel_frame_tolerance=tolerance)))
     return reports
 
 
 def build_datasets(cfg: Config, env: DistEnv) -> tuple[AudioSegmentDataset, AudioClipDataset | None]:
-    """Check the files once on rank 0 (bad files stop the run unless data.skip_bad_files), share the result."""
+    """Check the files once on rank 0 (bad files stop the run unless data.skip_bad_files), share the result.
+
+    With paired clips (filelist lines ``audio|mel.npy``) the training set yields (audio, mel) batches and
+    validation scores the held-out pairs under their mel files."""
     result: Any
     if env.is_main:
         try:
             train, held_out = data_paths(cfg)
-            seg, skip = cfg.data.segment_length, cfg.data.skip_bad_files
-            train = usable_files(train, cfg.audio, seg, skip)
-            held_out = usable_files(held_out, cfg.audio, seg, skip) if held_out else []
+            seg, skip, tolerance = (
+                cfg.data.segment_length,
+                cfg.data.skip_bad_files,
+                cfg.data.mel_frame_tolerance,
+            )
+            train = usable_entries(train, cfg.audio, seg, skip, tolerance)
+            held_out = usable_entries(held_out, cfg.audio, seg, skip, tolerance) if held_out else []
             result = (train, held_out)
         except Exception as exc:  # noqa: BLE001 - passed to every rank, then raised
             result = exc
@@ -152,13 +162,17 @@ def build_datasets(cfg: Config, env: DistEnv) -> tuple[AudioSegmentDataset, Audi
     if isinstance(result, Exception):
         raise result
     train, held_out = result
-    cache = cfg.data.cache_dir or None
+    cache, tolerance = cfg.data.cache_dir or None, cfg.data.mel_frame_tolerance
     train_set = AudioSegmentDataset(
         train, cfg.audio, cfg.data.segment_length, cfg.train.seed, cache,
-        short_clips=cfg.data.short_clips, dither=cfg.data.dither,
+        short_clips=cfg.data.short_clips, dither=cfg.data.dither, mel_frame_tolerance=tolerance,
     )  # fmt: skip
     max_samples = round(cfg.data.validation_max_seconds * cfg.audio.sampling_rate) or None
-    held_out_set = AudioClipDataset(held_out, cfg.audio, cache, max_samples) if held_out else None
+    held_out_set = (
+        AudioClipDataset(held_out, cfg.audio, cache, max_samples, mel_frame_tolerance=tolerance)
+        if held_out
+        else None
+    )
     return train_set, held_out_set
 
 

@@ -2,13 +2,16 @@
 
 The figures themselves (``clip_nll``, ``copy_synthesis``, ``log_mel_distance`` and the cheap metrics of
 ``metrics.CHEAP_METRICS``: STOI, MR-STFT, V/UV F1, voiced share) are those of ``python -m waveglow.evaluate``;
-this module runs them over the held-out clips with the run's settings.
+this module runs them over the held-out clips with the run's settings. Held-out pairs (filelist lines
+``audio|mel.npy``) are scored under their mel files: the NLL of the recording given the file's mel, and the
+synthesis from the file's mel against the recording's own mel.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,17 +75,25 @@ def validate(
     distances, examples, scores = [], [], {name: [] for name in QUALITY_FIELDS}
     metric_seconds = 0.0
     for index in range(len(clips)):
-        audio, path = clips[index]
+        audio, path, paired = clips.clip(index)
         audio = audio.to(device)  # (T,)
         if audio.shape[0] < cfg.audio.win_length:
             continue
         length = audio.shape[0] - audio.shape[0] % cfg.model.n_group
-        weighted += clip_nll(model, loss_fn, mel_fn, audio, cfg.data.dither, cfg.train.seed + index) * length
+        # clip_nll conditions on mel_fn(audio): for a pair, a stand-in that returns the file's mel
+        condition = mel_fn if paired is None else _given_mel(paired.to(device))
+        nll = clip_nll(model, loss_fn, condition, audio, cfg.data.dither, cfg.train.seed + index)
+        weighted += nll * length
         samples += length
         if len(examples) < cfg.data.validation_clips:
-            synth, mel, mel_synth = copy_synthesis(
-                model, mel_fn, audio, cfg.train.validation_sigma, generator
-            )
+            if paired is None:
+                synth, mel, mel_synth = copy_synthesis(
+                    model, mel_fn, audio, cfg.train.validation_sigma, generator
+                )
+            else:
+                synth, mel, mel_synth = _synthesis_from(
+                    model, mel_fn, audio, paired.to(device), cfg.train.validation_sigma, generator
+                )
             distances.append(log_mel_distance(mel, mel_synth))
             example = {"name": Path(path).stem, "audio": audio.cpu(), "synthesis": synth.cpu()}
             examples.append(example | {"mel": mel.cpu(), "mel_synthesis": mel_synth.cpu()})
@@ -105,6 +116,30 @@ def validate(
         **{name: _nanmean(values) for name, values in scores.items()},
         metric_seconds=metric_seconds,
     )
+
+
+def _given_mel(mel: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A stand-in for the mel front end that returns ``mel`` (n_mel, F) as a batch of one, whatever the audio."""
+    return lambda audio: mel.unsqueeze(0)  # (1, n_mel, F)
+
+
+@torch.no_grad()
+def _synthesis_from(
+    model: torch.nn.Module,
+    mel_fn: MelSpectrogram,
+    audio: torch.Tensor,
+    mel: torch.Tensor,
+    sigma: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``copy_synthesis`` for a pair: synthesis from the file's mel (n_mel, F) -> (synthesis (T',), the
+    recording's mel (n_mel, F), mel of the synthesis), so the distance says how near the recording it comes."""
+    with torch.autocast(audio.device.type, enabled=False):
+        synth = model.infer(mel.unsqueeze(0).float(), sigma=sigma, generator=generator)[0].float()
+        synth = synth[: audio.shape[-1]]
+        mel_audio = mel_fn(audio.unsqueeze(0))[0]  # (n_mel, F)
+        mel_synth = mel_fn(synth.unsqueeze(0))[0]
+    return synth, mel_audio, mel_synth
 
 
 def _nanmean(values: list[float]) -> float:
