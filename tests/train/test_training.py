@@ -150,12 +150,13 @@ def test_fp16_grad_scaler_skips_an_overflow_and_shrinks_the_scale():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     before = [p.detach().clone() for p in model.parameters()]
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
-    result = training.train_step(FlowObjective(model), audio, mel_fn, loss_fn, optimizer, scaler, "fp16", 0.0)
+    step = training.StepContext(FlowObjective(model), mel_fn, loss_fn, optimizer, scaler, "fp16")
+    result = training.train_step(step, audio)
     assert result.loss_finite and not result.applied and not math.isfinite(result.grad_norm)
     assert scaler.get_scale() == 2.0**39
     assert all(torch.equal(b, p) for b, p in zip(before, model.parameters()))
-    scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
-    result = training.train_step(FlowObjective(model), audio, mel_fn, loss_fn, optimizer, scaler, "fp16", 0.0)
+    step.scaler = scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
+    result = training.train_step(step, audio)
     assert result.applied and math.isfinite(result.grad_norm) and result.grad_norm > 0
     assert scaler.get_scale() == 1.0  # no overflow: kept (it grows only after growth_interval steps)
     changed = [not torch.equal(b, p) for b, p in zip(before, model.parameters())]

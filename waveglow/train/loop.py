@@ -80,33 +80,44 @@ class StepResult:
     stop_requested: bool
 
 
+@dataclass
+class StepContext:
+    """What every training step uses and no step changes: the model (a ``FlowObjective``, or DDP of one),
+    the mel front end, the loss, the optimizer and its scaler, the precision, the gradient clip (0: none),
+    the number of processes, and the sample loss (None: the published objective, the NLL alone)."""
+
+    model: torch.nn.Module
+    mel_fn: MelSpectrogram
+    loss_fn: WaveGlowLoss
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    precision: str = "fp32"
+    grad_clip: float = 0.0
+    world_size: int = 1
+    sample_loss: SampleLoss | None = None
+
+
 def train_step(
-    model: torch.nn.Module,
+    ctx: StepContext,
     audio: torch.Tensor,
-    mel_fn: MelSpectrogram,
-    loss_fn: WaveGlowLoss,
-    optimizer: torch.optim.Optimizer,
-    scaler: torch.amp.GradScaler,
-    precision: str,
-    grad_clip: float,
-    world_size: int = 1,
-    stop: bool = False,
-    sample_loss: SampleLoss | None = None,
-    sample_z: torch.Tensor | None = None,
     mel: torch.Tensor | None = None,
+    sample_z: torch.Tensor | None = None,
+    stop: bool = False,
 ) -> StepResult:
     """Forward, backward, clip, and update unless the loss or gradient norm is non-finite on any rank.
 
-    audio (B, segment_length) on the training device; the mel is computed here with ``mel_fn`` (the same
-    front end as at inference). ``stop`` is this rank's wish to stop; any rank's wish is returned to all.
-    ``model`` is a ``FlowObjective`` (or DDP of one); with ``sample_loss`` and its noise ``sample_z``
-    (B, n_group, T // n_group) the loss adds the weighted MR-STFT distance of the synthesis from z.
-    ``mel`` (B, n_mel, 1 + segment_length // hop_length): a paired dataset's mels, used instead of mel_fn's.
+    audio (B, segment_length) on the training device; mel (B, n_mel, 1 + segment_length // hop_length): a
+    paired dataset's mels, else computed here with ``ctx.mel_fn`` (the same front end as at inference).
+    With ``ctx.sample_loss`` and its noise ``sample_z`` (B, n_group, T // n_group) the loss adds the
+    weighted MR-STFT distance of the synthesis from z. ``stop`` is this rank's wish to stop; any rank's wish
+    is returned to all.
     """
+    model, loss_fn, optimizer, scaler = ctx.model, ctx.loss_fn, ctx.optimizer, ctx.scaler
+    sample_loss, world_size = ctx.sample_loss, ctx.world_size
     if mel is None:
         with torch.no_grad():
-            mel = mel_fn(audio)  # (B, n_mel, 1 + segment_length // hop_length), float32
-    with autocast(audio.device, precision):
+            mel = ctx.mel_fn(audio)  # (B, n_mel, 1 + segment_length // hop_length), float32
+    with autocast(audio.device, ctx.precision):
         out, synthesis = model(audio, mel, sample_z if sample_loss is not None else None)
     terms = loss_fn.terms(out)
     loss, extra = terms.nll, []
@@ -117,7 +128,7 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     scaler.unscale_(optimizer)
-    max_norm = grad_clip if grad_clip > 0 else math.inf
+    max_norm = ctx.grad_clip if ctx.grad_clip > 0 else math.inf
     grad_norm_t = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
     stats = torch.stack(
         [terms.nll, terms.nll_no_const, terms.z_term, terms.log_det_s, terms.log_det_w, *extra]
@@ -221,6 +232,17 @@ class Trainer:
         )
         self.mel_fn = MelSpectrogram(cfg.audio).to(env.device)
         self.loss_fn = WaveGlowLoss(cfg.train.sigma)
+        self.step_context = StepContext(
+            self.ddp,
+            self.mel_fn,
+            self.loss_fn,
+            self.optimizer,
+            self.scaler,
+            cfg.train.precision,
+            cfg.train.grad_clip_thresh,
+            env.world_size,
+            self.sample_loss,
+        )
         self.logger = RunLogger(run_dir, env.is_main, self.state.step, cfg.train.max_steps)
         self.saved_step = self.validated_step = self.state.step if checkpoint else -1
         self.samples_per_second = 0.0
@@ -284,11 +306,7 @@ class Trainer:
         sample_z = None
         if self.sample_loss is not None:
             sample_z = self.sample_loss.noise(audio, self.cfg.model.n_group, state.step, self.env.rank)
-        result = train_step(
-            self.ddp, audio, self.mel_fn, self.loss_fn, self.optimizer, self.scaler,
-            tcfg.precision, tcfg.grad_clip_thresh, self.env.world_size, time_up,
-            self.sample_loss, sample_z, mel,
-        )  # fmt: skip
+        result = train_step(self.step_context, audio, mel, sample_z, stop=time_up)
         state.batch_in_epoch += 1
         now = time.perf_counter()
         # audio samples per second over all processes (as the benchmark counts them), not clips
