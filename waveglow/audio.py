@@ -58,30 +58,47 @@ def load_audio(path: str | Path, sampling_rate: int | None = None) -> tuple[np.n
     differs from the file's, the audio is resampled (:func:`resample`); callers that load many files log
     that once themselves. Returns (audio (T,), rate). Raises AudioFileError naming the file.
     """
-    import soundfile as sf
-
     path = Path(path)
     if not path.is_file():
         raise AudioFileError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise AudioFileError(f"{path}: file is empty (0 bytes)")
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # noqa: BLE001 - soundfile raises several types for corrupt files
-        # soundfile's message quotes the path again ("Error opening '<path>': ..."): name the file once
-        detail = str(exc).replace(f"Error opening {str(path)!r}: ", "").replace(str(path), "the file")
-        raise AudioFileError(f"{path}: cannot read audio ({detail})") from exc
-    audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if audio.size == 0:
+    data, rate = read_samples(path)
+    if data.size == 0:
         raise AudioFileError(f"{path}: no audio samples")
-    if not np.all(np.isfinite(audio)):
-        raise AudioFileError(f"{path}: contains NaN or infinite samples")
-    # Float files may hold samples beyond full scale; clip rather than rescale, so levels stay comparable.
-    audio = np.clip(audio, -1.0, 1.0)
+    audio = to_mono(data, path)
     if sampling_rate is not None and rate != sampling_rate:
         audio = resample(audio, rate, sampling_rate)
         rate = sampling_rate
     return np.ascontiguousarray(audio, dtype=np.float32), int(rate)
+
+
+def read_samples(path: str | Path, start: int = 0, frames: int = -1) -> tuple[np.ndarray, int]:
+    """(data (T, C) float32 as decoded, native rate) of ``frames`` samples from ``start`` (-1: to the end).
+
+    The one place audio files are decoded (``load_audio``, the training segments, the data check). Raises
+    AudioFileError "<path>: cannot read audio (<why>)" naming the file once; its ``__cause__`` is
+    soundfile's own error.
+    """
+    import soundfile as sf
+
+    try:
+        data, rate = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
+    except Exception as exc:  # noqa: BLE001 - soundfile raises several types for corrupt files
+        # soundfile's message quotes the path again ("Error opening '<path>': ..."): name the file once
+        detail = str(exc).replace(f"Error opening {str(path)!r}: ", "").replace(str(path), "the file")
+        raise AudioFileError(f"{path}: cannot read audio ({detail})") from exc
+    return data, int(rate)
+
+
+def to_mono(data: np.ndarray, path: str | Path) -> np.ndarray:
+    """data (T, C) -> (T,) float32: channels averaged, clipped to [-1, 1] (float files may hold samples beyond
+    full scale; clipping keeps levels comparable). AudioFileError naming ``path`` for NaN or infinite ones."""
+    if not np.all(np.isfinite(data)):
+        bad = int(np.count_nonzero(~np.isfinite(data)))
+        raise AudioFileError(f"{path}: contains {bad} NaN or infinite samples")
+    audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    return np.clip(audio, -1.0, 1.0)
 
 
 def resample(audio: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:

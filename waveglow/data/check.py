@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from waveglow.audio import clip_problem
+from waveglow.audio import AudioFileError, clip_problem, read_samples, to_mono
 from waveglow.config import AudioConfig
 from waveglow.data.paired import (
     CONVENTION_SAMPLE,
@@ -188,8 +188,6 @@ def check_files(
 
 def _read_clip(path: Path, audio_cfg: AudioConfig) -> tuple[np.ndarray, int, int, float]:
     """(mono audio, native rate, samples at the config's rate, peak) of a usable clip; _BadFile otherwise."""
-    import soundfile as sf
-
     if not path.exists():
         raise _BadFile("missing (file not found)")
     if path.is_dir():
@@ -197,15 +195,15 @@ def _read_clip(path: Path, audio_cfg: AudioConfig) -> tuple[np.ndarray, int, int
     if path.stat().st_size == 0:
         raise _BadFile("empty (0 bytes)")
     try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:  # noqa: BLE001 - soundfile raises several types for corrupt files
-        raise _BadFile(f"unreadable ({exc})") from exc
+        data, rate = read_samples(path)
+    except AudioFileError as exc:
+        raise _BadFile(f"unreadable ({exc.__cause__})") from exc
     if data.size == 0:
         raise _BadFile("empty (no audio samples)")
-    if not np.all(np.isfinite(data)):
-        bad = int(np.count_nonzero(~np.isfinite(data)))
-        raise _BadFile(f"NaN (contains {bad} NaN or infinite samples)")
-    audio = data.mean(axis=1)
+    try:
+        audio = to_mono(data, path)
+    except AudioFileError as exc:
+        raise _BadFile(f"NaN ({str(exc).removeprefix(f'{path}: ')})") from exc
     peak = float(np.max(np.abs(audio)))
     samples = math.floor(len(audio) * audio_cfg.sampling_rate / rate)
     problem = clip_problem(peak, samples, audio_cfg)

@@ -28,7 +28,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from waveglow.audio import AudioFileError, MelSpectrogram, load_audio, min_clip_samples
+from waveglow.audio import (
+    AudioFileError,
+    MelSpectrogram,
+    load_audio,
+    min_clip_samples,
+    read_samples,
+    to_mono,
+)
 from waveglow.config import AudioConfig
 from waveglow.data.paired import load_paired_mel, segment_frames
 from waveglow.filelists import DataError, Entry
@@ -257,16 +264,8 @@ class AudioSegmentDataset(Dataset):
 
 
 def _read_span(path: Path, start: int, frames: int) -> np.ndarray:
-    import soundfile as sf
-
-    try:
-        data, _ = sf.read(str(path), start=start, frames=frames, dtype="float32", always_2d=True)
-    except Exception as exc:  # noqa: BLE001
-        raise AudioFileError(f"{path}: cannot read audio ({exc})") from exc
-    audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.all(np.isfinite(audio)):
-        raise AudioFileError(f"{path}: contains NaN or infinite samples")
-    return np.clip(audio, -1.0, 1.0)
+    """``frames`` mono samples of ``path`` from ``start``, in [-1, 1] (``audio.read_samples``, ``to_mono``)."""
+    return to_mono(read_samples(path, start, frames)[0], path)
 
 
 class AudioClipDataset(Dataset):
