@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from waveglow import AudioConfig, ModelConfig
+from waveglow.bench import machine as bench_machine
 from waveglow.bench import report as bench_report
 from waveglow.bench import run as bench
 from waveglow.bench import variants as bench_variants
@@ -22,6 +23,12 @@ def tiny_registry(monkeypatch):
     monkeypatch.setitem(bench_variants.MODELS, "tiny", TINY)
 
 
+@pytest.fixture(autouse=True)
+def small_gemm(monkeypatch):
+    """The peak is measured on a 128 product here (2048 on a CPU otherwise): milliseconds, not seconds."""
+    monkeypatch.setitem(bench_machine.GEMM_SIZE, "cpu", 128)
+
+
 def test_bench_main_writes_json_and_table(tiny_registry, tmp_path, capsys):
     out = tmp_path / "result.json"
     table = tmp_path / "result.md"
@@ -33,8 +40,15 @@ def test_bench_main_writes_json_and_table(tiny_registry, tmp_path, capsys):
         ]
     )  # fmt: skip
     result = json.loads(out.read_text())
-    assert set(result) == {"environment", "command", "baseline", "flops_per_sample", "synthesis", "training"}
+    assert set(result) == {
+        "environment", "command", "peaks", "baseline", "flops_per_sample", "synthesis", "training",
+    }  # fmt: skip
     assert result["environment"]["torch"] == torch.__version__
+    peaks = result["peaks"]
+    assert (peaks["size"], peaks["threads"]) == (128, torch.get_num_threads())
+    fp32_peak = peaks["by_precision"]["fp32"]
+    assert fp32_peak["source"] == "measured" and fp32_peak["used"] == fp32_peak["measured"] > 0.1
+    assert fp32_peak["stated"] == 150.0
     assert "--model tiny" in result["command"]
     flops = result["flops_per_sample"]["tiny"]
     assert flops["model"] == pytest.approx(model_flops_per_sample(TINY, AudioConfig()))
@@ -53,7 +67,8 @@ def test_bench_main_writes_json_and_table(tiny_registry, tmp_path, capsys):
         assert row["real_time_factor"] == pytest.approx(row["samples_per_s"] / 22050)
         assert row["model_gflops"] == pytest.approx(flops["model"] * row["samples_per_s"] / 1e9)
         assert row["executed_gflops"] <= row["model_gflops"] * (1 + 1e-9)
-        assert row["peak_gflops"] == 150.0 and 0 < row["utilisation"] < 1
+        assert row["peak_gflops"] == fp32_peak["measured"]  # measured in this run, not the constant
+        assert row["utilisation"] == pytest.approx(row["executed_gflops"] / fp32_peak["measured"])
         assert row["ratio_min"] <= row["ratio_vs_eager"] <= row["ratio_max"]
         assert row["ratio_of_best"] == pytest.approx(min(eager_times) / min(row["times_s"]))
         assert row["max_abs_diff_sigma0"] < 1e-4 and row["max_abs_diff"] < 1e-4
@@ -65,9 +80,13 @@ def test_bench_main_writes_json_and_table(tiny_registry, tmp_path, capsys):
         assert row["precision"] == "fp32" and row["segment_length"] == 1024
         assert row["samples_per_s"] == pytest.approx(row["batch_size"] * 1024 / row["step_s"])
         assert row["peak_memory_mb"] > 10
+        assert row["utilisation"] == pytest.approx(row["approx_gflops"] / fp32_peak["measured"])
     printed = capsys.readouterr().out
     assert "fast-fp32-fold" in printed and "training precision" in printed
-    assert table.read_text().startswith("Command: `python -m waveglow.bench --device cpu")
+    text = table.read_text()
+    assert text.startswith("Command: `python -m waveglow.bench --device cpu")
+    assert f"Machine `{result['environment']['cpu']['kind']}`" in text
+    assert f"| fp32 | {fp32_peak['measured']:,.1f} | 150.0 | measured |" in text
 
 
 def test_bench_rejects_unknown_names(tiny_registry):

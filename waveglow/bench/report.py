@@ -55,6 +55,26 @@ class TrainingRow:
     peak_memory_kind: str
 
 
+@dataclass
+class MemoryRow:
+    """Synthesis of one length, with or without chunking: its peak memory and time (``bench.memory``)."""
+
+    model: str
+    precision: str
+    seconds_of_audio: float
+    frames: int
+    max_frames: int | None  # None: one pass, no chunking
+    chunks: int
+    peak_mb: float  # CUDA: max allocated; CPU: the process's peak resident set, since just before the call
+    before_mb: float  # in use just before the call (model, mel, torch itself)
+    synthesis_mb: float  # peak_mb - before_mb: what synthesis adds
+    output_mb: float  # the audio returned
+    time_s: float
+    real_time_factor: float
+    memory_kind: str
+    threads: int
+
+
 SYNTHESIS_COLUMNS = (
     "model", "variant", "batch", "audio s", "samples/s", "x real time", "model GFLOP/s", "executed GFLOP/s",
     "of peak", "vs eager (min-max)", "best vs best", "max diff σ=0", "log-mel L1", "first call s",
@@ -64,14 +84,20 @@ TRAINING_COLUMNS = (
     "model", "training precision", "batch", "segment", "step s", "samples/s", "vs fp32", "~GFLOP/s", "of peak",
     "peak memory",
 )  # fmt: skip
+MEMORY_COLUMNS = (
+    "model", "precision", "audio s", "frames", "max_frames", "chunks", "peak MiB", "before MiB",
+    "synthesis MiB", "output MiB", "time s", "x real time",
+)  # fmt: skip
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """Markdown tables of a ``run_benchmark`` result (a table only for what was measured)."""
+    """Markdown of a ``run_benchmark`` or ``run_memory_benchmark`` result: the machine record and the
+    measured peaks first, then a table for each thing measured."""
     env = result["environment"]
     lines = [
         f"{env['date']} · {env['device_name']} ({env['device']}, {env['threads']} threads) · torch {env['torch']}"
     ]
+    lines += format_machine(env, result.get("peaks"))
     models = [
         [
             name,
@@ -83,15 +109,121 @@ def format_table(result: dict[str, Any]) -> str:
         if "gmac_per_second_of_audio" in info
     ]
     if models:
-        lines += ["", _markdown_row(MODEL_COLUMNS), _markdown_row(["---"] * len(MODEL_COLUMNS))]
-        lines += [_markdown_row(row) for row in models]
-    synthesis = [_synthesis_cells(row) for row in result["synthesis"]]
-    training = [_training_cells(row, result["training"]) for row in result["training"]]
+        lines += ["", *_markdown_table(MODEL_COLUMNS, models)]
+    synthesis = [_synthesis_cells(row) for row in result.get("synthesis", [])]
+    training = [_training_cells(row, result["training"]) for row in result.get("training", [])]
     for columns, cells in ((SYNTHESIS_COLUMNS, synthesis), (TRAINING_COLUMNS, training)):
         if cells:
-            lines += ["", _markdown_row(columns), _markdown_row(["---"] * len(columns))]
-            lines += [_markdown_row(row) for row in cells]
+            lines += ["", *_markdown_table(columns, cells)]
+    if result.get("memory"):
+        method, settings = result.get("memory_method", ""), result.get("max_frames")
+        lines += ["", *format_memory(result["memory"], method, settings)]
     return "\n".join(lines)
+
+
+def format_machine(env: dict[str, Any], peaks: dict[str, Any] | None = None) -> list[str]:
+    """Lines of markdown: the CPU (model, flags, kind), the libraries, the load, the GPU where one was used,
+    and the matrix-product peaks of the run with the one each "of peak" figure divides by."""
+    cpu, libraries = env.get("cpu"), env.get("libraries")
+    lines = []
+    if cpu:
+        details = ", ".join(f"{key} {cpu[key]}" for key in ("family", "model") if cpu.get(key) is not None)
+        lines.append(
+            f"Machine `{cpu['kind']}`: {cpu['model_name']}"
+            + (f" ({cpu['vendor']}, {details})" if cpu.get("vendor") else "")
+            + f", {cpu['logical_cpus']} logical CPUs, torch CPU capability {cpu['torch_capability']}."
+        )
+        flags = cpu["flags"]
+        if flags is None:
+            lines.append("CPU flags: unknown (no /proc/cpuinfo).")
+        else:
+            present = ", ".join(name for name, on in flags.items() if on) or "none"
+            absent = ", ".join(name for name, on in flags.items() if not on) or "none"
+            lines.append(f"CPU flags: {present} present; {absent} absent.")
+    if libraries:
+        names = (
+            ("oneDNN", "onednn"),
+            ("MKL", "mkl"),
+            ("OpenMP", "openmp"),
+            ("CUDA", "cuda"),
+            ("cuDNN", "cudnn"),
+        )
+        found = ", ".join(f"{label} {libraries[key]}" for label, key in names if libraries.get(key))
+        lines.append(f"Libraries: torch {libraries['torch']}, {found}.")
+    if env.get("load_average"):
+        load = ", ".join(f"{value:.2f}" for value in env["load_average"])
+        lines.append(
+            f"Load average when the run started: {load} (1, 5, 15 min; {env['cpu_count']} logical CPUs)."
+        )
+    if env.get("capability"):
+        lines.append(f"GPU: {env['device_name']}, compute capability {env['capability']}.")
+    lines = [line + "  " for line in lines[:-1]] + lines[-1:]  # markdown line breaks within one paragraph
+    if peaks:
+        size = f"{peaks['size']}x{peaks['size']} @ {peaks['size']}x{peaks['size']}"
+        measured = f"measured GFLOP/s ({size}, best of {peaks['repeats']}, {peaks['threads']} threads)"
+        columns = ("precision", measured, "stated GFLOP/s", '"of peak" divides by')
+        rows = [
+            [precision, _number(info["measured"]), _number(info["stated"]), info["source"] or "n/a"]
+            for precision, info in peaks["by_precision"].items()
+        ]
+        lines += ["", *_markdown_table(columns, rows)]
+    return ["", *lines] if lines else []
+
+
+def format_memory(
+    rows: list[dict[str, Any]], method: str = "", settings: list[int | None] | None = None
+) -> list[str]:
+    """Markdown: peak memory by length, one column per max_frames setting (None: no chunking; default: those
+    in the rows), then every figure."""
+    settings = settings or list(dict.fromkeys(row["max_frames"] for row in rows))
+    names = ["no chunking" if value is None else f"max_frames {value}" for value in settings]
+    cases = list(dict.fromkeys((row["model"], row["precision"], row["frames"]) for row in rows))
+    pivot = []
+    for model, precision, frames in cases:
+        same = {
+            row["max_frames"]: row
+            for row in rows
+            if (row["model"], row["precision"], row["frames"]) == (model, precision, frames)
+        }
+        first = next(iter(same.values()))
+        cells = [_memory_cell(same, value, frames) for value in settings]
+        pivot.append(
+            [model, precision, f"{first['seconds_of_audio']:,.0f}", *cells, f"{first['output_mb']:,.1f}"]
+        )
+    kind = rows[0]["memory_kind"]
+    lines = [
+        f"Peak memory, MiB ({kind}; in brackets what synthesis adds to the memory in use before the call)"
+        + (f", {method}:" if method else ":"),
+        "",
+    ]
+    lines += _markdown_table(("model", "precision", "audio s", *names, "output audio MiB"), pivot)
+    lines += ["", *_markdown_table(MEMORY_COLUMNS, [_memory_cells(row) for row in rows])]
+    return lines
+
+
+def _memory_cell(same: dict[int | None, dict[str, Any]], max_frames: int | None, frames: int) -> str:
+    """The peak with what synthesis adds in brackets; "one pass" for a chunk size the length fits in (that
+    case is the one without chunking)."""
+    if max_frames in same:
+        return f"{same[max_frames]['peak_mb']:,.0f} (+{same[max_frames]['synthesis_mb']:,.0f})"
+    return "one pass" if max_frames is not None and frames <= max_frames and None in same else ""
+
+
+def _memory_cells(row: dict[str, Any]) -> list[str]:
+    return [
+        row["model"], row["precision"], f"{row['seconds_of_audio']:,.1f}", str(row["frames"]),
+        "none" if row["max_frames"] is None else str(row["max_frames"]), str(row["chunks"]),
+        f"{row['peak_mb']:,.0f}", f"{row['before_mb']:,.0f}", f"{row['synthesis_mb']:,.0f}",
+        f"{row['output_mb']:,.1f}", f"{row['time_s']:.2f}", f"{row['real_time_factor']:.2f}",
+    ]  # fmt: skip
+
+
+def _markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    return [_markdown_row(columns), _markdown_row(["---"] * len(columns)), *(_markdown_row(r) for r in rows)]
+
+
+def _number(value: float | None) -> str:
+    return f"{value:,.1f}" if value is not None else "n/a"
 
 
 def _markdown_row(cells: Sequence[str]) -> str:

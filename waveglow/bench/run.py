@@ -26,10 +26,11 @@ from waveglow.bench.flops import fast_flops_per_sample
 from waveglow.bench.machine import (
     environment,
     free_memory,
-    peak_gflops,
+    measure_peaks,
     peak_memory_mb,
     reset_peak_memory,
     timed,
+    used_peak,
 )
 from waveglow.bench.report import SynthesisRow, TrainingRow
 from waveglow.bench.variants import (
@@ -60,10 +61,12 @@ def bench_synthesis(
     seconds: float,
     rounds: int,
     sigma: float = 0.6,
+    peaks: dict[str, Any] | None = None,
 ) -> list[SynthesisRow]:
     """Time every variant side by side on one (batch, length) case; ``variants`` must start with eager.
 
-    Runs with TF32 off: true float32 unless a variant's name asks for less."""
+    Runs with TF32 off: true float32 unless a variant's name asks for less. peaks: ``measure_peaks``' record,
+    whose chosen peak the utilisation divides by (None: the stated peaks)."""
     if variants[0] != "eager":
         raise ValueError("the first variant must be the baseline 'eager'")
     audio_cfg = model.audio_cfg
@@ -100,7 +103,7 @@ def bench_synthesis(
         median_time = statistics.median(times[name])
         precision = precision_of(name)
         executed = executed_flops(name, model) * n_samples / median_time / 1e9
-        peak = peak_gflops(device, precision)
+        peak = used_peak(peaks, device, precision)
         rows.append(
             SynthesisRow(
                 model=model_name,
@@ -138,6 +141,7 @@ def bench_training(
     batch_size: int,
     segment_length: int,
     steps: int,
+    peaks: dict[str, Any] | None = None,
 ) -> TrainingRow:
     """Median time of a full training step (forward, loss, backward, Adam) with weight norm, as trained."""
     train_model = copy_model(model).to(device).train()
@@ -167,7 +171,7 @@ def bench_training(
     step_s = statistics.median(times)
     samples = batch_size * segment_length / step_s
     gflops = 3 * nominal_flops(model) * samples / 1e9
-    peak = peak_gflops(device, precision)
+    peak = used_peak(peaks, device, precision)
     return TrainingRow(
         model=model_name,
         precision=precision,
@@ -206,13 +210,16 @@ def run_benchmark(
     synthesis: bool = True,
     train_segment: int = 16000,
     train_steps: int = 2,
+    gemm_size: int | None = None,
     command: str = "",
     on_progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run the synthesis (and optionally training) benchmarks; returns the JSON-ready result.
 
     ``on_progress`` is called with the result so far after every measured case, so that a run cut off by a
-    time limit keeps what it measured (``main`` rewrites the JSON and the table each time)."""
+    time limit keeps what it measured (``main`` rewrites the JSON and the table each time). The "of peak"
+    figures divide by the peaks ``measure_peaks`` takes first, in the same run (gemm_size: the side of its
+    square product; None: the device's default; 0: no measurement, the stated peaks)."""
     report = on_progress or (lambda result: None)
     dev = torch.device(device)
     models = models or ["default"]
@@ -228,6 +235,7 @@ def run_benchmark(
     result: dict[str, Any] = {
         "environment": environment(dev),
         "command": command,
+        "peaks": measure_peaks(dev, precisions, gemm_size),
         "baseline": "eager: WaveGlow with weight norm removed, fp32 (TF32 off), eager, no_grad",
         "flops_per_sample": {},
         "synthesis": [],
@@ -251,7 +259,9 @@ def run_benchmark(
         for batch_size in batch_sizes if synthesis else []:
             for seconds in lengths:
                 log.info("synthesis: %s model, batch %d, %.2f s", model_name, batch_size, seconds)
-                rows = bench_synthesis(model, model_name, model_names, dev, batch_size, seconds, rounds)
+                rows = bench_synthesis(
+                    model, model_name, model_names, dev, batch_size, seconds, rounds, peaks=result["peaks"]
+                )
                 result["synthesis"] += [asdict(row) for row in rows]
                 free_memory(dev)
                 report(result)
@@ -263,8 +273,9 @@ def run_benchmark(
                 for batch_size in batch_sizes:
                     log.info("training: %s model, %s, batch %d", model_name, precision, batch_size)
                     row = bench_training(
-                        model, model_name, dev, precision, batch_size, train_segment, train_steps
-                    )
+                        model, model_name, dev, precision, batch_size, train_segment, train_steps,
+                        peaks=result["peaks"],
+                    )  # fmt: skip
                     result["training"].append(asdict(row))
                     report(result)
     return result

@@ -59,8 +59,14 @@ def build_model(name: str, seed: int = 0) -> Flow:
     """A randomly initialised model of the named size, weight norm kept (as after training)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    return random_model(MODELS[name], seed)
+
+
+def random_model(model_cfg: ModelConfig, seed: int = 0) -> Flow:
+    """A randomly initialised model of this config (default audio settings), weight norm kept, with non-zero
+    ``end`` convolutions so that no coupling is an identity."""
     torch.manual_seed(seed)
-    model = build_flow(copy.deepcopy(MODELS[name]), AudioConfig())
+    model = build_flow(copy.deepcopy(model_cfg), AudioConfig())
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for wn in model.WN:  # couplings that are not identities
