@@ -17,6 +17,11 @@ from typing import Any
 
 from waveglow.files import atomic_write_text
 
+# The precision names: training's (train.precision; tf32 lets CUDA matrix products and convolutions use
+# TF32) and synthesis' (Vocoder, infer.py). Their dtypes and autocast are in waveglow.device.
+TRAIN_PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+SYNTH_PRECISIONS = ("fp32", "bf16", "fp16")
+
 CONFIG_VERSION = 1
 ARCHITECTURES = (
     "waveglow",
@@ -227,7 +232,7 @@ class Config:
             raise ConfigError(
                 f"data.mel_frame_tolerance must be a whole number of frames >= 0, got {tolerance!r}"
             )
-        if self.train.precision not in ("fp32", "tf32", "bf16", "fp16"):
+        if self.train.precision not in TRAIN_PRECISIONS:
             raise ConfigError(
                 f"train.precision must be fp32, tf32, bf16 or fp16, got {self.train.precision!r}"
             )

@@ -11,6 +11,17 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from waveglow.config import SYNTH_PRECISIONS, TRAIN_PRECISIONS
+
+# the dtype each precision name computes in (tf32 is float32 storage with TF32 products on CUDA)
+DTYPES: dict[str, torch.dtype] = {
+    "fp32": torch.float32,
+    "tf32": torch.float32,
+    "bf16": torch.bfloat16,
+    "fp16": torch.float16,
+}
+assert set(DTYPES) == set(TRAIN_PRECISIONS) >= set(SYNTH_PRECISIONS)
+
 
 class DeviceError(ValueError):
     """A device option names a device this machine (or this torch build) does not have."""
@@ -106,3 +117,28 @@ def intra_op_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """torch.autocast for bf16/fp16; nothing for fp32/tf32. The flows keep their carrier in float32 inside."""
+    if precision in ("bf16", "fp16"):
+        return torch.autocast(device.type, dtype=DTYPES[precision])
+    return contextlib.nullcontext()
+
+
+def set_tf32(device: torch.device, precision: str) -> None:
+    """TF32 matrix products and convolutions on CUDA only for precision "tf32"; fp32 means full float32."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+
+
+@contextlib.contextmanager
+def tf32(enabled: bool) -> Iterator[None]:
+    """TF32 for CUDA convolutions and matrix products on or off inside the block; the flags are restored."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

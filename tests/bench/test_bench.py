@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+import waveglow.device as device_module
 from waveglow import AudioConfig, ModelConfig
 from waveglow.bench import machine as bench_machine
 from waveglow.bench import report as bench_report
@@ -130,9 +131,9 @@ def test_train_only_writes_the_training_table_with_the_ratio_to_fp32(tiny_regist
 
 def test_tf32_switch_restores_the_flags_and_names_its_precision():
     before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    with bench_variants.tf32(True):
+    with device_module.tf32(True):
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
-        with bench_variants.tf32(False):
+        with device_module.tf32(False):
             assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
         assert torch.backends.cudnn.allow_tf32
     assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == before
@@ -170,7 +171,7 @@ def test_synthesis_is_measured_with_tf32_off(tiny_registry, monkeypatch):
         return make_variant(name, model, device)
 
     monkeypatch.setattr(bench, "make_variant", recording)
-    with bench_variants.tf32(True):
+    with device_module.tf32(True):
         bench.bench_synthesis(
             bench_variants.build_model("tiny"), "tiny", ["eager"], torch.device("cpu"), 1, 0.05, 1
         )

@@ -41,9 +41,9 @@ from waveglow.bench.variants import (
     make_variant,
     nominal_flops,
     precision_of,
-    tf32,
     variants_for,
 )
+from waveglow.device import autocast, tf32
 from waveglow.model.flow import WaveGlow
 from waveglow.model.loss import WaveGlowLoss
 from waveglow.synth.fast import PRECISIONS
@@ -152,12 +152,11 @@ def bench_training(
     audio = (torch.randn(batch_size, segment_length, generator=gen) * 0.1).to(device)
     n_frames = -(-segment_length // audio_cfg.hop_length)
     mel = (torch.randn(batch_size, audio_cfg.n_mel_channels, n_frames, generator=gen) - 5.0).to(device)
-    use_autocast = precision in ("bf16", "fp16")
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device.type, dtype=PRECISIONS.get(precision), enabled=use_autocast):
+        with autocast(device, precision):
             loss = criterion(train_model(audio, mel))
         scaler.scale(loss).backward()
         scaler.step(optimizer)

@@ -8,16 +8,16 @@ matrix products use TF32, which cuDNN does by default on Ampere and later GPUs).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from waveglow.bench.flops import fast_flops_per_sample, light_flops_per_sample, model_flops_per_sample
 from waveglow.config import AudioConfig, ModelConfig
+from waveglow.device import tf32
 from waveglow.model.architectures import Flow, build_flow
 from waveglow.synth.fast import PRECISIONS, prepare_for_inference
 
@@ -30,17 +30,6 @@ MODELS: dict[str, ModelConfig] = {
         architecture="light", n_group=128, n_early_every=2, n_early_size=16, n_layers=8, n_channels=112
     ),
 }
-
-
-@contextlib.contextmanager
-def tf32(enabled: bool) -> Iterator[None]:
-    """TF32 for CUDA convolutions and matrix products on or off inside the block; the flags are restored."""
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = enabled
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def default_variants(device: torch.device, precisions: list[str]) -> list[str]:

@@ -39,11 +39,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from waveglow.config import SYNTH_PRECISIONS
+from waveglow.device import DTYPES
 from waveglow.model.flow import WaveGlow
 from waveglow.synth.cuda_graphs import GraphedReverse
 from waveglow.synth.fast_coupling import FastCoupling
 
-PRECISIONS: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+PRECISIONS: dict[str, torch.dtype] = {
+    name: DTYPES[name] for name in SYNTH_PRECISIONS
+}  # synthesis' precisions
 
 # Above this many bytes the all-flows conditioning falls back to one GEMM per flow.
 COND_ALL_FLOWS_MAX_BYTES = 1 << 30

@@ -32,6 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 from waveglow.audio import MelSpectrogram
 from waveglow.checkpoints import atomic_save
 from waveglow.config import Config
+from waveglow.device import autocast, set_tf32
 from waveglow.interrupts import STOP_SIGNALS, StopSignals
 from waveglow.model.loss import WaveGlowLoss
 from waveglow.train.distributed import (
@@ -45,13 +46,11 @@ from waveglow.train.errors import TrainingError
 from waveglow.train.log import METRICS_FILE, RunLogger, read_metrics
 from waveglow.train.objective import FlowObjective, SampleLoss
 from waveglow.train.setup import (
-    autocast,
     build_datasets,
     build_loader,
     build_model,
     learning_rate_at,
     prepare_run_dir,
-    set_precision_flags,
 )
 from waveglow.train.state import (
     RunDirLock,
@@ -205,7 +204,7 @@ class Trainer:
 
     def __init__(self, cfg: Config, run_dir: Path, env: DistEnv, resume: bool, init_from: str | Path | None):
         self.cfg, self.run_dir, self.env = cfg, run_dir, env
-        set_precision_flags(env.device, cfg.train.precision)
+        set_tf32(env.device, cfg.train.precision)
         checkpoint = prepare_run_dir(run_dir, cfg, env, resume)
         self.model = build_model(cfg, None if checkpoint else init_from).to(env.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.train.learning_rate)

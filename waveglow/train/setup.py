@@ -5,7 +5,6 @@ Everything ``Trainer`` is made of before its first step, and the data check of `
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from dataclasses import asdict
@@ -28,23 +27,7 @@ from waveglow.train.state import checkpoint_files, latest_checkpoint, set_aside
 
 log = logging.getLogger(__name__)
 
-# ------------------------------------------------------------------------------------------ precision, lr
-
-
-def set_precision_flags(device: torch.device, precision: str) -> None:
-    """TF32 matmuls/convolutions only for precision "tf32" (CUDA only); fp32 means full float32."""
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-        torch.backends.cudnn.allow_tf32 = precision == "tf32"
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """torch.autocast for bf16/fp16; nothing for fp32/tf32. The model keeps its flow in float32 inside."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16":
-        return torch.autocast(device.type, dtype=torch.float16)
-    return contextlib.nullcontext()
+# ---------------------------------------------------------------------------------------------------- lr
 
 
 def learning_rate_at(step: int, cfg: TrainConfig) -> float:
