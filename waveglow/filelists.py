@@ -161,31 +161,41 @@ def directory_files(root: str | Path, split: str = "all") -> list[Path]:
     return [files[i] for i in split_keys(keys, split)]
 
 
+def locate(spec: str | Path, data_root: str | Path = "") -> tuple[Path, str]:
+    """(path, kind) of a data spec, the one rule every reader uses: kind "ljspeech" (a folder with
+    ``metadata.csv`` and ``wavs/``, or that ``metadata.csv`` itself: the path is then the folder), "folder"
+    (a folder of audio files) or "filelist" (any other file). A relative ``spec`` is looked up as given,
+    then under ``data_root``. DataError when it names nothing."""
+    if not str(spec):
+        raise DataError("no data given (empty filelist / folder path)")
+    path = Path(spec)
+    if not path.exists() and data_root and not path.is_absolute() and (Path(data_root) / path).exists():
+        path = Path(data_root) / path
+    if path.is_dir():
+        return path, "ljspeech" if is_ljspeech_folder(path) else "folder"
+    if path.is_file():
+        if path.name == "metadata.csv" and is_ljspeech_folder(path.parent):
+            return path.parent, "ljspeech"
+        return path, "filelist"
+    raise DataError(f"{spec}: no such filelist or folder")
+
+
 def resolve_entries(spec: str | Path, data_root: str | Path = "", split: str = "train") -> list[Entry]:
     """The clips of a filelist (with their paired mel files, if any), an LJSpeech folder or a folder of audio
     files (no mel files).
 
     A filelist is already a split, so ``split`` is ignored for it. An LJSpeech folder (``metadata.csv`` +
     ``wavs/``) or a plain folder of audio gives its deterministic ``split`` ("train", "validation",
-    "test" or "all"; see :func:`split_keys`). A relative ``spec`` is looked up as given, then under
-    ``data_root``.
+    "test" or "all"; see :func:`split_keys`). Where ``spec`` is looked up: :func:`locate`.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r} (expected one of {', '.join(SPLITS)})")
-    path = Path(spec)
-    if not str(spec):
-        raise DataError("no data given (empty filelist / folder path)")
-    if not path.exists() and data_root and not path.is_absolute() and (Path(data_root) / path).exists():
-        path = Path(data_root) / path
-    if path.is_dir():
-        if is_ljspeech_folder(path):
-            return [Entry(p) for p in ljspeech_files(path, split)]
+    path, kind = locate(spec, data_root)
+    if kind == "ljspeech":
+        return [Entry(p) for p in ljspeech_files(path, split)]
+    if kind == "folder":
         return [Entry(p) for p in directory_files(path, split)]
-    if path.is_file():
-        if path.name == "metadata.csv" and is_ljspeech_folder(path.parent):
-            return [Entry(p) for p in ljspeech_files(path.parent, split)]
-        return read_entries(path, data_root or None)
-    raise DataError(f"{spec}: no such filelist or folder")
+    return read_entries(path, data_root or None)
 
 
 def resolve_files(spec: str | Path, data_root: str | Path = "", split: str = "train") -> list[Path]:

@@ -351,3 +351,29 @@ def test_shipped_ljspeech_lists_are_the_folder_split(tmp_path):
     for name, paths in shipped.items():
         assert all(path.parent.name == "wavs" for path in paths)
         assert sorted(p.name for p in paths) == sorted(p.name for p in ljspeech_files(folder, split=name))
+
+
+def test_locate_classifies_a_data_spec_once_for_every_reader(tmp_path):
+    """filelists.locate is the one rule: an LJSpeech folder (or its metadata.csv), a folder of audio, or a
+    filelist; relative specs under data_root; training's held-out split follows the same kinds."""
+    from waveglow.filelists import DataError, locate
+
+    lj = tmp_path / "LJ"
+    (lj / "wavs").mkdir(parents=True)
+    (lj / "metadata.csv").write_text("a|text|text\n")
+    plain = tmp_path / "clips"
+    plain.mkdir()
+    listing = tmp_path / "list.txt"
+    listing.write_text("clips/a.wav\n")
+    lone_csv = plain / "metadata.csv"  # a metadata.csv without wavs/ beside it: a filelist
+    lone_csv.write_text("a.wav\n")
+    assert locate(lj) == (lj, "ljspeech")
+    assert locate(lj / "metadata.csv") == (lj, "ljspeech")
+    assert locate(plain) == (plain, "folder")
+    assert locate(listing) == (listing, "filelist")
+    assert locate(lone_csv) == (lone_csv, "filelist")
+    assert locate("list.txt", data_root=tmp_path) == (tmp_path / "list.txt", "filelist")
+    with pytest.raises(DataError, match="nothing.txt: no such filelist or folder"):
+        locate("nothing.txt", data_root=tmp_path)
+    with pytest.raises(DataError, match="no data given"):
+        locate("")

@@ -19,7 +19,7 @@ from waveglow.checkpoints import CheckpointError, load_checkpoint, load_model
 from waveglow.config import Config, TrainConfig, save_config
 from waveglow.data.check import DataReport, check_files, usable_entries
 from waveglow.data.datasets import AudioClipDataset, AudioSegmentDataset
-from waveglow.filelists import Entry, resolve_entries
+from waveglow.filelists import Entry, locate, resolve_entries
 from waveglow.model.architectures import Flow, build_flow
 from waveglow.train.distributed import DistEnv, ResumableSampler
 from waveglow.train.errors import TrainingError
@@ -101,11 +101,8 @@ def data_paths(cfg: Config) -> tuple[list[Entry], list[Entry]]:
     train = resolve_entries(data.training_files, data.data_root, "train")
     if data.validation_files:
         return train, resolve_entries(data.validation_files, data.data_root, "validation")
-    spec = Path(data.training_files)
-    if not spec.exists() and data.data_root:
-        spec = Path(data.data_root) / spec
-    is_folder = spec.is_dir() or (spec.name == "metadata.csv" and spec.is_file())
-    return train, (resolve_entries(spec, data.data_root, "validation") if is_folder else [])
+    spec, kind = locate(data.training_files, data.data_root)
+    return train, (resolve_entries(spec, data.data_root, "validation") if kind != "filelist" else [])
 
 
 def check_data(cfg: Config) -> list[tuple[str, DataReport]]:
