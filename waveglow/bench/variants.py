@@ -16,10 +16,11 @@ from typing import Any
 import torch
 
 from waveglow.bench.flops import fast_flops_per_sample, light_flops_per_sample, model_flops_per_sample
-from waveglow.config import AudioConfig, ModelConfig
+from waveglow.config import AudioConfig, Config, ModelConfig
 from waveglow.device import tf32
 from waveglow.model.architectures import Flow, build_flow
 from waveglow.synth.fast import PRECISIONS, prepare_for_inference
+from waveglow.synth.vocoder import Vocoder
 
 MODELS: dict[str, ModelConfig] = {
     "default": ModelConfig(),  # the published model, 87.9M parameters
@@ -35,6 +36,7 @@ MODELS: dict[str, ModelConfig] = {
 def default_variants(device: torch.device, precisions: list[str]) -> list[str]:
     """The variants measured unless --variants says otherwise."""
     names = ["eager", "eager-inference-mode"] + (["eager-tf32"] if device.type == "cuda" else [])
+    names += [f"vocoder-{precision}" for precision in precisions]
     for precision in precisions:
         names += [f"fast-{precision}", f"fast-{precision}-all-flows", f"fast-{precision}-fold"]
         if device.type == "cuda":
@@ -78,7 +80,7 @@ def variants_for(model: Flow, names: list[str]) -> list[str]:
     (time-major) reverse pass, so only the eager variants apply to it."""
     if model.model_cfg.architecture == "waveglow":
         return names
-    return [name for name in names if name.startswith("eager")]
+    return [name for name in names if name.startswith(("eager", "vocoder"))]
 
 
 def make_variant(name: str, model: Flow, device: torch.device) -> tuple[Any, Callable, float]:
@@ -110,6 +112,9 @@ def make_variant(name: str, model: Flow, device: torch.device) -> tuple[Any, Cal
         else:
             raise ValueError(f"unknown variant {name!r}")
         return eager, fn, time.perf_counter() - start
+    if name.startswith("vocoder-"):
+        vocoder = default_path(model, device, name.removeprefix("vocoder-"))
+        return vocoder, vocoder_infer(vocoder), time.perf_counter() - start
     parts = name.split("-")
     if parts[0] != "fast" or len(parts) < 2 or parts[1] not in PRECISIONS:
         raise ValueError(f"unknown variant {name!r} (fast-<precision>[-all-flows][-fold][-compile][-graphs])")
@@ -129,9 +134,32 @@ def make_variant(name: str, model: Flow, device: torch.device) -> tuple[Any, Cal
     return fast, fast.infer, time.perf_counter() - start
 
 
+def default_path(model: Flow, device: torch.device, precision: str) -> Vocoder:
+    """What a user gets: ``Vocoder(model, config, precision=...)`` with its default engine ("auto": the
+    faster exact engine for this model here, timed once and cached)."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r} in variant vocoder-{precision}")
+    config = Config(model=model.model_cfg, audio=model.audio_cfg)
+    return Vocoder(copy_model(model), config, device=device, precision=precision)
+
+
+def vocoder_infer(vocoder: Vocoder) -> Callable:
+    """(mel (B, n_mel, F), sigma, generator) -> audio (B, F*hop) through the Vocoder's synthesis path, with z
+    drawn as ``WaveGlow.infer`` draws it (so its audio compares with the other variants' sample by sample)."""
+
+    def fn(mel: torch.Tensor, sigma: float, generator: torch.Generator | None) -> torch.Tensor:
+        columns = vocoder.z_columns(mel.shape[2])
+        z = torch.randn(mel.shape[0], vocoder.n_group, columns, generator=generator, device=mel.device)
+        with torch.inference_mode():
+            audio = vocoder._synthesize_batch(list(mel), list(z * sigma))
+        return torch.stack(audio)
+
+    return fn
+
+
 def executed_flops(name: str, model: Flow) -> float:
     """FLOPs per output sample that the named variant executes (see ``waveglow.bench.flops``)."""
-    if name.startswith("eager"):
+    if name.startswith(("eager", "vocoder")):
         return nominal_flops(model)
     return fast_flops_per_sample(model.model_cfg, model.audio_cfg, fold_upsampler="fold" in name.split("-"))
 
