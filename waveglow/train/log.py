@@ -5,11 +5,14 @@ Separate from ``loop.py`` so the loop reads as build / step / validate / log / s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import torch
 
@@ -23,6 +26,7 @@ log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
 CURVE_FILE = "loss.png"
+Batch = TypeVar("Batch")
 
 
 class RunLogger:
@@ -48,13 +52,17 @@ class RunLogger:
             total=total_steps or None, initial=resume_step, unit="step", dynamic_ncols=True, desc="training"
         )
 
-    def step(self, step: int, loss: float, samples_per_second: float) -> None:
-        """Move the progress bar to ``step`` (applied optimiser steps: a skipped batch does not advance it)."""
+    def step(
+        self, step: int, loss: float, samples_per_second: float, data_wait_share: float | None = None
+    ) -> None:
+        """Move the progress bar to ``step`` (applied optimiser steps: a skipped batch does not advance it);
+        ``data_wait_share``: that of the last logged interval (None: none logged yet)."""
         if self.progress is not None:
             self.progress.update(step - self.progress.n)
-            self.progress.set_postfix(
-                loss=f"{loss:.4f}", audio_samples_s=f"{samples_per_second:,.0f}", refresh=False
-            )
+            postfix = {"loss": f"{loss:.4f}", "audio_samples_s": f"{samples_per_second:,.0f}"}
+            if data_wait_share is not None:
+                postfix["data_wait"] = f"{data_wait_share:.0%}"
+            self.progress.set_postfix(postfix, refresh=False)
 
     def scalars(self, step: int, values: dict[str, float], prefix: str = "train") -> None:
         """Scalars to TensorBoard under ``prefix/`` and one line to metrics.jsonl."""
@@ -100,6 +108,49 @@ class RunLogger:
             self.progress.close()
         if self.writer is not None:
             self.writer.close()
+
+
+class DataWaitMeter:
+    """Where a training process's time goes between logs: waiting for the next batch from the DataLoader, or
+    in the step (moving the batch to the device, forward, backward, update). Logging, validation and
+    checkpoints count in neither. ``take()`` gives the interval's ``data_wait_s``, ``step_s`` and
+    ``data_wait_share`` = wait / (wait + step) and starts the next interval: a share near 0 means the loader
+    keeps up; near 1, the model waits for data (more ``data.num_workers``, or a cache).
+
+    ``clock``: seconds, ``time.perf_counter`` unless a test gives its own.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter):
+        self.clock = clock
+        self.wait_s = self.step_s = 0.0
+
+    def batches(self, loader: Iterable[Batch]) -> Iterator[Batch]:
+        """The loader's batches, counting the time spent inside its iterator (starting it included)."""
+        start = self.clock()
+        for batch in loader:
+            self.wait_s += self.clock() - start
+            yield batch
+            start = self.clock()
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        """Count the block as step time."""
+        start = self.clock()
+        try:
+            yield
+        finally:
+            self.step_s += self.clock() - start
+
+    def take(self) -> dict[str, float]:
+        """The interval's seconds and data-wait share (0 for an empty interval); resets both counts."""
+        total = self.wait_s + self.step_s
+        values = {
+            "data_wait_s": self.wait_s,
+            "step_s": self.step_s,
+            "data_wait_share": self.wait_s / total if total > 0 else 0.0,
+        }
+        self.wait_s = self.step_s = 0.0
+        return values
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

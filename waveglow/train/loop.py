@@ -43,7 +43,7 @@ from waveglow.train.distributed import (
     setup_distributed,
 )
 from waveglow.train.errors import TrainingError
-from waveglow.train.log import METRICS_FILE, RunLogger, read_metrics
+from waveglow.train.log import METRICS_FILE, DataWaitMeter, RunLogger, read_metrics
 from waveglow.train.objective import FlowObjective, SampleLoss
 from waveglow.train.setup import (
     build_datasets,
@@ -245,6 +245,8 @@ class Trainer:
         self.logger = RunLogger(run_dir, env.is_main, self.state.step, cfg.train.max_steps)
         self.saved_step = self.validated_step = self.state.step if checkpoint else -1
         self.samples_per_second = 0.0
+        self.data_wait = DataWaitMeter()  # seconds waiting for batches vs in steps, per logged interval
+        self.data_wait_share: float | None = None  # of the last logged interval, for the progress bar
         self.start_time = time.monotonic()
         self.last_step_end = time.perf_counter()  # samples/s counts data loading too
 
@@ -283,8 +285,10 @@ class Trainer:
             return "max_steps"  # a run resumed at its end
         self.train_set.set_epoch(state.epoch)
         self.sampler.set_position(state.epoch, state.batch_in_epoch * batch_size)
-        for batch in self.loader:
-            reason = self.after_step(self.step(batch))
+        for batch in self.data_wait.batches(self.loader):
+            with self.data_wait.step():
+                result = self.step(batch)
+            reason = self.after_step(result)
             if reason:
                 return reason
         state.epoch += 1
@@ -346,10 +350,12 @@ class Trainer:
     def after_step(self, result: StepResult) -> str | None:
         """Log, validate and checkpoint on their intervals; returns why to stop, or None."""
         tcfg, step = self.cfg.train, self.state.step
-        self.logger.step(step, result.terms["nll"], self.samples_per_second)
+        self.logger.step(step, result.terms["nll"], self.samples_per_second, self.data_wait_share)
         if result.applied and step % tcfg.log_interval == 0:
             extra = {"grad_norm": result.grad_norm, "learning_rate": self.optimizer.param_groups[0]["lr"]}
-            extra |= {
+            waits = self.data_wait.take()  # data_wait_s, step_s, data_wait_share since the last log
+            self.data_wait_share = waits["data_wait_share"]
+            extra |= waits | {
                 "samples_per_second": self.samples_per_second,
                 "skipped_steps": self.state.skipped_steps,
                 # CPU seconds of this process since it started (all its threads): a run's cost in CPU
