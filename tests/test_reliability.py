@@ -451,7 +451,7 @@ def test_sigterm_in_training_stops_every_rank_at_the_next_step(tmp_path, monkeyp
         calls.append(1)
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGTERM)
-        stops.append(args[9])  # the stop wish passed to the all-reduce
+        stops.append(kwargs["stop"])  # the stop wish passed to the all-reduce
         return real(*args, **kwargs)
 
     monkeypatch.setattr(training, "train_step", signalled)
