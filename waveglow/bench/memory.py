@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 import multiprocessing
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict
@@ -63,9 +64,7 @@ def measure_memory_case(
     dev = torch.device(device)
     audio_cfg = AudioConfig()
     model = random_model(model_cfg)
-    vocoder = Vocoder(
-        model, Config(model=copy.deepcopy(model_cfg), audio=audio_cfg), device=dev, precision=precision
-    )
+    vocoder = Vocoder(model, _config(model_cfg), device=dev, precision=precision)
     del model
     frames = frames_of(seconds, audio_cfg)
     gen = torch.Generator().manual_seed(1)
@@ -103,15 +102,36 @@ def measure_memory_case(
     )
 
 
+def _config(model_cfg: ModelConfig) -> Config:
+    """The config of a benchmark model: its model section and the default audio settings."""
+    return Config(model=copy.deepcopy(model_cfg), audio=AudioConfig())
+
+
 def frames_of(seconds: float, audio_cfg: AudioConfig) -> int:
     """Mel frames of ``seconds`` of audio (at least one)."""
     return max(1, round(seconds * audio_cfg.sampling_rate / audio_cfg.hop_length))
 
 
+# glibc raises its mmap threshold each time a large mmapped block is freed, after which large blocks come from
+# the heap and stay in the resident set when freed: peak RSS then grows with the number of chunks synthesised,
+# not with the memory in use. A fixed threshold (which also turns the adjustment off) keeps every large
+# block mmapped, returned to the system when freed.
+MMAP_THRESHOLD = str(256 * 1024)
+
+
 def measure_in_fresh_process(**case: Any) -> MemoryRow:
-    """``measure_memory_case(**case)`` in a new (spawned) process, which exits afterwards."""
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(measure_memory_case, kwds=case)
+    """``measure_memory_case(**case)`` in a new (spawned) process, which exits afterwards; large allocations
+    there are always mmapped (``MMAP_THRESHOLD``), so that its peak RSS is the peak memory in use."""
+    before = os.environ.get("MALLOC_MMAP_THRESHOLD_")
+    os.environ["MALLOC_MMAP_THRESHOLD_"] = MMAP_THRESHOLD
+    try:
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            return pool.apply(measure_memory_case, kwds=case)
+    finally:
+        if before is None:
+            os.environ.pop("MALLOC_MMAP_THRESHOLD_", None)
+        else:
+            os.environ["MALLOC_MMAP_THRESHOLD_"] = before
 
 
 def run_memory_benchmark(
@@ -156,6 +176,12 @@ def run_memory_benchmark(
     }
     for model_name in models:
         for precision in precisions:
+            # the Vocoder's engine="auto" times its engines once per machine and model and caches the choice:
+            # done here, so that no measured case pays for (or allocates for) that probe
+            Vocoder(
+                random_model(MODELS[model_name]), _config(MODELS[model_name]), device=dev, precision=precision
+            )
+            free_memory(dev)
             for seconds in lengths:
                 for setting in settings:
                     if (
