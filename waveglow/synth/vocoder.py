@@ -38,7 +38,7 @@ import torch
 from waveglow.audio import MelSpectrogram
 from waveglow.checkpoints import list_pretrained, load_model, pretrained_path
 from waveglow.config import Config
-from waveglow.device import check_device, check_precision, intra_op_threads
+from waveglow.device import check_device, check_precision
 from waveglow.model.flow import ReceptiveField, WaveGlow
 from waveglow.model.likelihood import LogLikelihood, log_likelihood
 from waveglow.synth.denoiser import BIAS_MODES, Denoiser
@@ -58,7 +58,6 @@ from waveglow.synth.stream import DEFAULT_MIN_CHUNK_FRAMES, stream_audio
 
 ENGINES = ("auto", "fast", "eager")
 PROBE_FRAMES = 32  # mel frames of the input on which engine="auto" times the engines (0.37 s at hop 256)
-LIGHT_ONE_THREAD_STEPS = 512  # z steps (batch x columns): about 3 s of audio at 22.05 kHz, n_group 128
 DEFAULT_MAX_FRAMES = 4000  # 46 s at 22.05 kHz with hop 256: ordinary utterances run in one exact pass
 DEFAULT_OVERLAP_FRAMES = 128  # chunk overlap (1.5 s at 22.05 kHz, hop 256), crossfaded
 NOISE_BLOCK_COLUMNS = 64  # z is drawn in blocks of this many columns, so a prefix of z is the z of a prefix
@@ -385,20 +384,8 @@ class Vocoder:
         if self.fast is not None:  # casts its own weights to the precision
             audio = self.fast.reverse(z_batch, mel_batch, lengths)
         else:
-            with intra_op_threads(1 if self._small_cpu_work(z_batch) else None):
-                audio = eager_reverse(self.model, z_batch, mel_batch, lengths, self.dtype)  # (B, g*L)
+            audio = eager_reverse(self.model, z_batch, mel_batch, lengths, self.dtype)  # (B, g*L)
         return [audio[i, : n * self.hop_length].float() for i, n in enumerate(frames)]
-
-    def _small_cpu_work(self, z_batch: torch.Tensor) -> bool:
-        """True for a light-flow batch on the CPU too small for a second thread to pay: below
-        LIGHT_ONE_THREAD_STEPS z steps in all, one thread ran faster than two (measured: 1 s of audio 18.7x
-        real time on one thread, 14.3x on two; 2 s 23.3x / 20.4x; 4 s 26.4x / 38.9x, 2026-12-02, AMD EPYC)."""
-        light = self.model.model_cfg.architecture == "light"
-        return (
-            light
-            and self.device.type == "cpu"
-            and z_batch.shape[0] * z_batch.shape[2] < LIGHT_ONE_THREAD_STEPS
-        )
 
     def _synthesize_zero_noise(self, mel: torch.Tensor) -> torch.Tensor:
         """mel (1, n_mel, F) -> audio (1, F*hop) at sigma 0, in the vocoder's precision (for the denoiser)."""
