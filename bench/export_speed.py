@@ -17,7 +17,6 @@ import argparse  # noqa: TID251 (a script: argument parsing and printing are its
 import json
 import logging
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 import torch
 
 from waveglow import AudioConfig, Config, ModelConfig, Vocoder, build_flow, load_audio, load_model
-from waveglow.bench.machine import environment
+from waveglow.bench.machine import cpu_record, environment
 from waveglow.export import SynthesisGraph, export_onnx, export_torchscript, onnx_session, run_onnx
 from waveglow.files import atomic_write_text
 
@@ -37,14 +36,8 @@ SEED, SIGMA = 0, 0.6
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else what platform reports."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's model name (``waveglow.bench.machine.cpu_record``)."""
+    return cpu_record()["model_name"]
 
 
 def build(name: str) -> tuple[torch.nn.Module, Config]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
 import sys
 from pathlib import Path
 
 import torch
 
-from waveglow.bench.machine import environment
+from waveglow.bench.machine import cpu_record, environment
 from waveglow.bench.report import write_json
 from waveglow.bench.streaming.measure import format_stream_report, run_stream_benchmark
 from waveglow.files import atomic_write_text
@@ -28,14 +27,8 @@ CLIP = REPO / "demo" / "clips" / "real_en_allison__conf-noempty.flac"  # a held-
 
 
 def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (Linux), else what platform says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's model name (``waveglow.bench.machine.cpu_record``)."""
+    return cpu_record()["model_name"]
 
 
 def main(argv: list[str] | None = None) -> None:
