@@ -91,14 +91,15 @@ def read_samples(path: str | Path, start: int = 0, frames: int = -1) -> tuple[np
     return data, int(rate)
 
 
-def to_mono(data: np.ndarray, path: str | Path) -> np.ndarray:
+def to_mono(data: np.ndarray, path: str | Path, clip: bool = True) -> np.ndarray:
     """data (T, C) -> (T,) float32: channels averaged, clipped to [-1, 1] (float files may hold samples beyond
-    full scale; clipping keeps levels comparable). AudioFileError naming ``path`` for NaN or infinite ones."""
+    full scale; clipping keeps levels comparable; ``clip`` False leaves them, for the data check to report).
+    AudioFileError naming ``path`` for NaN or infinite samples."""
     if not np.all(np.isfinite(data)):
         bad = int(np.count_nonzero(~np.isfinite(data)))
         raise AudioFileError(f"{path}: contains {bad} NaN or infinite samples")
     audio = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    return np.clip(audio, -1.0, 1.0)
+    return np.clip(audio, -1.0, 1.0) if clip else audio
 
 
 def resample(audio: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:

@@ -377,3 +377,15 @@ def test_locate_classifies_a_data_spec_once_for_every_reader(tmp_path):
         locate("nothing.txt", data_root=tmp_path)
     with pytest.raises(DataError, match="no data given"):
         locate("")
+
+
+def test_check_reports_a_float_clip_beyond_full_scale(tmp_path):
+    """A float file with samples beyond [-1, 1] is usable (clipped on load) but the check says so, with the
+    peak it read before clipping."""
+    loud = tmp_path / "loud.wav"
+    tone = 1.5 * np.sin(2 * np.pi * 440 * np.arange(4000) / RATE)
+    sf.write(loud, tone.astype(np.float32), RATE, subtype="FLOAT")
+    report = check_files([loud], TINY_AUDIO, SEGMENT)
+    assert report.good == [loud]
+    [(path, note)] = report.warnings
+    assert path == loud and note.startswith("peak 1.5") and "clipped on load" in note

@@ -201,7 +201,7 @@ def _read_clip(path: Path, audio_cfg: AudioConfig) -> tuple[np.ndarray, int, int
     if data.size == 0:
         raise _BadFile("empty (no audio samples)")
     try:
-        audio = to_mono(data, path)
+        audio = to_mono(data, path, clip=False)  # a peak beyond full scale is reported below
     except AudioFileError as exc:
         raise _BadFile(f"NaN ({str(exc).removeprefix(f'{path}: ')})") from exc
     peak = float(np.max(np.abs(audio)))
