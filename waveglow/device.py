@@ -7,6 +7,7 @@ import contextlib
 import os
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -75,6 +76,25 @@ def default_device() -> torch.device:
 def _local_rank() -> int:
     """This process's GPU index under torchrun (its LOCAL_RANK), 0 outside it."""
     return int(os.environ.get("LOCAL_RANK", 0))
+
+
+def cpuinfo_fields(cpuinfo: str | None = None) -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo ("model name", "flags" or ARM's "Features", ...; every
+    core of one machine reports the same ones), from ``cpuinfo`` or the file; {} where there is none."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return {}
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
 
 
 def check_precision(device: torch.device, dtype: torch.dtype, engine: str) -> None:

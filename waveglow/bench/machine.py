@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from waveglow.device import cpuinfo_fields
+
 # Stated peak dense matrix-product rates in GFLOP/s, by device and dtype: the vendors' dense figures for GPUs,
 # and for the CPU the one stated for the 2-core AVX2 machine of issue 9 (used only when the peak is not
 # measured: ``--gemm-size 0``).
@@ -216,19 +218,7 @@ def cpu_record(cpuinfo: str | None = None) -> dict[str, Any]:
     cpuinfo: the text of /proc/cpuinfo (None: read it; where there is none, as on macOS or Windows, the
     name is what ``platform`` says and the flags are None: unknown, not absent).
     """
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
-    first = {}  # the first processor's fields (every core of one machine reports the same ones)
-    for line in cpuinfo.splitlines():
-        if not line.strip():
-            if first:
-                break
-            continue
-        key, _, value = line.partition(":")
-        first.setdefault(key.strip(), value.strip())
+    first = cpuinfo_fields(cpuinfo)
     names = (first.get("flags") or first.get("Features") or "").split()  # x86 or ARM
     flags = {flag: flag in names for flag in CPU_FLAGS} if names else None
     model_name = first.get("model name") or platform.processor() or platform.machine()

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from waveglow.config import ModelConfig
+from waveglow.device import cpuinfo_fields
 from waveglow.files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -74,19 +75,10 @@ def machine_signature(device: torch.device) -> dict[str, Any]:
 
 def _cpu_model_and_flags() -> str:
     """'model name [flag, ...]' from /proc/cpuinfo, or what ``platform`` says where there is none."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip() and fields:
-            break
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
+    fields = cpuinfo_fields()
     flags = set((fields.get("flags") or fields.get("Features") or "").split())
     present = [flag for flag in _KEY_FLAGS if flag in flags]
-    return f"{fields.get('model name') or platform.machine()} [{' '.join(present)}]"
+    return f"{fields.get('model name') or platform.processor() or platform.machine()} [{' '.join(present)}]"
 
 
 def choice_key(device: torch.device, model_cfg: ModelConfig, precision: str) -> str:
