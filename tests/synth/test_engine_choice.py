@@ -99,7 +99,7 @@ def test_vocoder_auto_engine_measures_once_then_reads_the_cache(tmp_path, monkey
     and a second Vocoder of the same model reads the choice; a cached "eager" is obeyed; the light flow has
     one engine and measures nothing."""
     from waveglow import Config, Vocoder
-    from waveglow.synth import engine_choice
+    from waveglow.synth import vocoder as vocoder_module
 
     monkeypatch.setenv("WAVEGLOW_ENGINE_CACHE", str(tmp_path / "engines.json"))
     cfg = Config(model=TINY_MODEL, audio=TINY_AUDIO)
@@ -119,8 +119,9 @@ def test_vocoder_auto_engine_measures_once_then_reads_the_cache(tmp_path, monkey
     mel = torch.randn(TINY_AUDIO.n_mel_channels, 12, generator=torch.Generator().manual_seed(0)) - 6.0
     assert (eager(mel, sigma=0.6, seeds=[3]) - fast(mel, sigma=0.6, seeds=[3])).abs().max() < 1e-4
 
-    calls = []
-    monkeypatch.setattr(engine_choice, "choose_engine", lambda *a, **k: calls.append(1))
+    calls = []  # the Vocoder's own references to the lookup and the measurement
+    monkeypatch.setattr(vocoder_module, "cached_engine", lambda *a, **k: calls.append("lookup"))
+    monkeypatch.setattr(vocoder_module, "measure_engines", lambda *a, **k: calls.append("measure"))
     light_cfg = dataclasses.replace(TINY_MODEL, architecture="light")
     light = Vocoder(
         build_flow(light_cfg, TINY_AUDIO), Config(model=light_cfg, audio=TINY_AUDIO), device="cpu"

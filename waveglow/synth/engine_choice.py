@@ -115,6 +115,20 @@ def choose_engine(
     cached = cached_engine(key, list(runners), path)
     if cached is not None:
         return EngineChoice(cached, measured=False, key=key)
+    return measure_engines(key, runners, repeats, sync, timer, path)
+
+
+def measure_engines(
+    key: str,
+    runners: Mapping[str, Callable[[], object]],
+    repeats: int = 2,
+    sync: Callable[[], None] = lambda: None,
+    timer: Callable[[], float] = time.perf_counter,
+    path: Path | None = None,
+) -> EngineChoice:
+    """``choose_engine`` without the cache lookup, for a caller that has looked already (``cached_engine``):
+    time every runner, keep the fastest, and add it to the cache."""
+    path = path or cache_file()
     seconds: dict[str, float] = {}
     for name, run in runners.items():
         run()  # warm-up: first-call allocations, lazy initialisation

@@ -43,7 +43,7 @@ from waveglow.model.flow import ReceptiveField, WaveGlow
 from waveglow.model.likelihood import LogLikelihood, log_likelihood
 from waveglow.synth.denoiser import BIAS_MODES, Denoiser
 from waveglow.synth.eager import eager_reverse
-from waveglow.synth.engine_choice import EngineChoice, cached_engine, choice_key, choose_engine
+from waveglow.synth.engine_choice import EngineChoice, cached_engine, choice_key, measure_engines
 from waveglow.synth.fast import PRECISIONS, FastWaveGlow, prepare_for_inference
 from waveglow.synth.inputs import (
     InputError,
@@ -209,7 +209,7 @@ class Vocoder:
             return eager_reverse(plain, z, mel, lengths, self.dtype)
 
         with torch.inference_mode():
-            self.engine_choice = choose_engine(
+            self.engine_choice = measure_engines(
                 key,
                 {"fast": run_fast, "eager": run_eager},
                 sync=lambda: torch.cuda.synchronize(self.device) if self.device.type == "cuda" else None,
