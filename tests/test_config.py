@@ -116,3 +116,19 @@ def test_original_nvidia_config_json_is_accepted(tmp_path):
 def test_data_section_validation(sets, message):
     with pytest.raises(ConfigError, match=message):
         Config().override(sets).validate()
+
+
+def test_numbers_are_read_as_their_fields_type(tmp_path):
+    # PyYAML reads "1e-4" (no dot) as a string: it reached Adam as one before the config coerced it
+    cfg = Config().override(["train.learning_rate=1e-4", "audio.mel_fmax=7600", "train.max_steps=1e3"])
+    assert cfg.train.learning_rate == 1e-4 and isinstance(cfg.train.learning_rate, float)
+    assert cfg.audio.mel_fmax == 7600.0 and isinstance(cfg.audio.mel_fmax, float)
+    assert cfg.train.max_steps == 1000 and isinstance(cfg.train.max_steps, int)
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  learning_rate: 3e-4\n  grad_clip_thresh: 5\n")
+    loaded = load_config(path)
+    assert loaded.train.learning_rate == 3e-4 and loaded.train.grad_clip_thresh == 5.0
+    with pytest.raises(ConfigError, match="train.learning_rate must be a number, got 'fast'"):
+        Config().override(["train.learning_rate=fast"])
+    with pytest.raises(ConfigError, match="train.batch_size must be an integer, got 2.5"):
+        Config().override(["train.batch_size=2.5"])

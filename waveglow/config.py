@@ -11,6 +11,8 @@ import dataclasses
 import json
 import math
 import os
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -399,7 +401,33 @@ def _section(cls: type, values: Any, name: str) -> Any:
         raise ConfigError(
             f"unknown key(s) in {name}: {', '.join(sorted(unknown))} (known: {', '.join(known)})"
         )
-    return cls(**values)
+    hints = typing.get_type_hints(cls)
+    return cls(**{key: _typed(value, hints[key], f"{name}.{key}") for key, value in values.items()})
+
+
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """``value`` as the field's type where YAML read a number as something else: PyYAML (YAML 1.1) reads
+    ``1e-4`` (no dot) as a string and ``1`` as an int, so a float field accepts ints and numeric strings and
+    an int field an integral float (``1e4``). Anything that is not a number there is a ConfigError."""
+    if isinstance(value, bool) or value is None:
+        return value
+    options = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(options) == 1:
+        hint = options[0]  # float | None
+    if hint is float and isinstance(value, (int, str)):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+    if hint is int and isinstance(value, (float, str)):
+        try:
+            number = float(value)
+        except ValueError:
+            raise ConfigError(f"{where} must be an integer, got {value!r}") from None
+        if not number.is_integer():
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return int(number)
+    return value
 
 
 def _parse_scalar(raw: str) -> Any:
