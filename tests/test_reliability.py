@@ -522,3 +522,21 @@ def test_out_of_memory_on_a_long_mel_hints_at_max_frames(checkpoint, tmp_path, m
         "synthesis failed (RuntimeError: CUDA out of memory. Tried to allocate 80.00 GiB); this mel has 300 "
         "frames: a smaller --max-frames (now 4000) bounds the memory"
     )
+
+
+def test_a_mel_file_that_would_run_code_is_read_as_an_error(tmp_path):
+    """Both mel readers (the batch job's and paired training data's) share audio.read_array_file: a pickle
+    of code is refused as data, and nothing runs."""
+    from waveglow.audio import ArrayReadError, read_array_file
+    from waveglow.data.paired import MelFileError, read_mel_file
+
+    marker = tmp_path / "ran"
+    torch.save({"mel": _RunsCode(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(ArrayReadError) as info:
+        read_array_file(tmp_path / "evil.pt")
+    assert info.value.from_reader and info.value.detail.startswith("UnpicklingError: not a file of tensors")
+    with pytest.raises(MelFileError, match="evil.pt.*not a file of tensors"):
+        read_mel_file(tmp_path / "evil.pt", TINY_AUDIO)
+    assert not marker.exists()
+    np.save(tmp_path / "ok.npy", natural_mel(5))
+    assert read_array_file(tmp_path / "ok.npy").shape == natural_mel(5).shape

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,36 @@ class AudioFileError(ValueError):
 
 
 # ---------------------------------------------------------------------------------------------- file I/O
+
+
+class ArrayReadError(ValueError):
+    """``read_array_file`` could not read the file. ``detail`` says why without the path; ``from_reader``
+    is True when numpy or torch raised (the detail is then "ExceptionType: first line")."""
+
+    def __init__(self, detail: str, from_reader: bool):
+        super().__init__(detail)
+        self.detail, self.from_reader = detail, from_reader
+
+
+def read_array_file(path: Path) -> object:
+    """What a .npy (``np.load(allow_pickle=False)``) or .pt (``torch.load(weights_only=True)``) file holds,
+    read without running pickled code; the caller checks the type and shape. Raises ArrayReadError.
+
+    A file named .npy without the NumPy header is refused before numpy sees it (numpy would guess a pickle
+    and blame "object data"); a pickle that is not plain tensors is "not a file of tensors".
+    """
+    if path.suffix.lower() == ".npy":
+        with open(path, "rb") as handle:
+            if handle.read(6) != b"\x93NUMPY":
+                raise ArrayReadError("not a NumPy .npy file (no .npy header)", from_reader=False)
+    try:
+        if path.suffix.lower() == ".npy":
+            return np.load(path, allow_pickle=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt files raise many types
+        detail = "not a file of tensors" if isinstance(exc, pickle.UnpicklingError) else str(exc)
+        detail = (detail.splitlines() or [""])[0][:200]
+        raise ArrayReadError(f"{type(exc).__name__}: {detail}", from_reader=True) from exc
 
 
 SILENCE_PEAK = 1e-4  # a clip whose peak is below this (-80 dBFS) is silent: nothing to learn or score

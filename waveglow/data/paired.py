@@ -11,13 +11,12 @@ last one repeated so that they agree.
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from waveglow.audio import check_mel, far_outside_convention
+from waveglow.audio import ArrayReadError, check_mel, far_outside_convention, read_array_file
 from waveglow.config import AudioConfig
 from waveglow.filelists import DataError
 
@@ -43,23 +42,12 @@ def read_mel_file(path: str | Path, audio_cfg: AudioConfig) -> np.ndarray:
         raise MelFileError(path, "unreadable", "a folder, not a file")
     if path.stat().st_size == 0:
         raise MelFileError(path, "empty", "empty file, 0 bytes")
-    suffix = path.suffix.lower()
+    if path.suffix.lower() not in (".npy", ".pt"):
+        raise MelFileError(path, "unreadable", f"extension {path.suffix!r} is not .npy or .pt")
     try:
-        if suffix == ".npy":
-            with open(path, "rb") as handle:
-                if handle.read(6) != b"\x93NUMPY":  # else numpy guesses a pickle and blames "object data"
-                    raise MelFileError(path, "unreadable", "not a NumPy .npy file (no .npy header)")
-            mel = np.load(path, allow_pickle=False)
-        elif suffix == ".pt":
-            mel = torch.load(path, map_location="cpu", weights_only=True)
-        else:
-            raise MelFileError(path, "unreadable", f"extension {path.suffix!r} is not .npy or .pt")
-    except MelFileError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - corrupt files raise many types
-        detail = "not a file of tensors" if isinstance(exc, pickle.UnpicklingError) else str(exc)
-        detail = (detail.splitlines() or [""])[0][:200]
-        raise MelFileError(path, "unreadable", f"{type(exc).__name__}: {detail}") from exc
+        mel = read_array_file(path)
+    except ArrayReadError as exc:
+        raise MelFileError(path, "unreadable", exc.detail) from exc
     if isinstance(mel, torch.Tensor):
         if mel.is_complex() or mel.dtype == torch.bool:
             raise MelFileError(path, "unreadable", f"tensor of dtype {mel.dtype} is not a real-valued mel")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from waveglow.audio import AudioFileError, load_audio, save_audio
+from waveglow.audio import ArrayReadError, AudioFileError, load_audio, read_array_file, save_audio
 from waveglow.config import AudioConfig
 from waveglow.device import check_device
 from waveglow.filelists import AUDIO_SUFFIXES, DataError, read_filelist
@@ -209,19 +208,11 @@ def load_mel_file(path: Path, audio_cfg: AudioConfig) -> torch.Tensor:
         raise InputError(f"{path}: not found")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: file is empty")
-    if path.suffix.lower() == ".npy":
-        with open(path, "rb") as handle:
-            if handle.read(6) != b"\x93NUMPY":  # else numpy guesses a pickle and blames "object data"
-                raise InputError(f"{path}: not a NumPy .npy file (no .npy header)")
     try:
-        if path.suffix.lower() == ".npy":
-            mel = np.load(path, allow_pickle=False)
-        else:
-            mel = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt files raise many types
-        detail = "not a file of tensors" if isinstance(exc, pickle.UnpicklingError) else str(exc)
-        detail = (detail.splitlines() or [""])[0][:200]
-        raise InputError(f"{path}: cannot read {path.suffix} file ({type(exc).__name__}: {detail})") from exc
+        mel = read_array_file(path)
+    except ArrayReadError as exc:
+        message = f"cannot read {path.suffix} file ({exc.detail})" if exc.from_reader else exc.detail
+        raise InputError(f"{path}: {message}") from exc
     return validate_mel(mel, audio_cfg, str(path))
 
 

@@ -116,6 +116,9 @@ class Vocoder:
         self.denoiser_mode = denoiser_mode
         self.engine_choice: EngineChoice | None = None
         self._probed_fast: FastWaveGlow | None = None  # the fast engine "auto" built to time it
+        if model.has_weight_norm:
+            model.remove_weight_norm()  # folded once, before either engine (or the choice) sees the weights
+        model = model.eval().requires_grad_(False)
         if engine == "auto":
             engine = self._choose_engine(model)
         self.engine = engine
@@ -154,16 +157,14 @@ class Vocoder:
     def _prepare(self, model: WaveGlow, compile: bool, cuda_graphs: bool) -> None:
         """The one place where the model is made ready for inference.
 
-        Sets ``self.model``, the plain WaveGlow (weight norm folded, eval), which ``score`` and the eager
+        Sets ``self.model``, the plain WaveGlow (weight norm already folded, eval), which ``score`` and the eager
         engine use (for batches of different lengths with the dilated-conv inputs masked by hooks on
         ``WN[k].in_layers``), and ``self.fast``, the fast engine's ``FastWaveGlow`` (None for eager), which
         takes each item's length itself and holds its own copy of the weights on the device. With the fast
         engine the plain model stays on the CPU until ``score`` first needs it on the device, so synthesis
         holds one copy of the weights in device memory, not two.
         """
-        if model.has_weight_norm:
-            model.remove_weight_norm()
-        self.model = model.eval().requires_grad_(False)
+        self.model = model  # weight norm folded, eval, no gradients (__init__)
         self.fast: FastWaveGlow | None = None
         if self.engine == "fast":
             self.model.cpu()
@@ -188,9 +189,6 @@ class Vocoder:
             candidates.append(name)
         if len(candidates) < 2:
             return candidates[0] if candidates else "fast"  # "fast": check_precision then says why not
-        if model.has_weight_norm:
-            model.remove_weight_norm()
-        model = model.eval().requires_grad_(False)
         key = choice_key(self.device, model.model_cfg, self.precision)
         cached = cached_engine(key, candidates)
         if cached is not None:
