@@ -36,7 +36,7 @@ def config_from_args(args: Any) -> tuple[Config, Path]:
     resolve_data_paths(cfg)  # paths given by --set are relative to the working directory
     if args.skip_bad_files:
         cfg.data.skip_bad_files = True
-    for flag in ("precision", "device", "max_steps", "max_minutes"):
+    for flag in ("precision", "device", "max_steps", "max_minutes", "compile"):
         if getattr(args, flag) is not None:
             setattr(cfg.train, flag, getattr(args, flag))
     return cfg.validate(), run_dir
@@ -108,6 +108,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--precision", choices=["fp32", "tf32", "bf16", "fp16"], help="sets train.precision")
     parser.add_argument("--device", help="sets train.device: auto | cpu | cuda | cuda:N")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sets train.compile: torch.compile the training step (--no-compile: eager)",
+    )
     parser.add_argument("--max-steps", type=int, help="sets train.max_steps")
     parser.add_argument("--max-minutes", type=float, help="sets train.max_minutes")
     parser.add_argument(

@@ -1,17 +1,20 @@
-"""bf16 autocast training against fp32 on the CPU: samples per second side by side, the training curves on
-identical batches (``waveglow.train.replay``), and the data-wait share of short real runs.
+"""Training variants on the CPU (bf16 autocast against fp32, eager against torch.compile): samples per second
+side by side, the training curves on identical batches (``waveglow.train.replay``), and the data-wait share of
+short real runs.
 
 For each config: record its first ``--steps`` batches once (the configured data, seeded), then train the
-seed's initial weights on them in fp32 and in bf16, the two taking turns every ``--chunk-steps`` steps so that
-the load of other processes falls on both alike. Reported: samples per wall second and per CPU second of each
-(after ``--skip`` warm-up steps), the bf16/fp32 ratios, and the median over ``--window``-step windows of
-(mean bf16 NLL - mean fp32 NLL). Then, for the first config, two short ``train()`` runs in bf16 with
+seed's initial weights on them in each of ``--variants`` (a precision, optionally ``+compile``), taking turns
+every ``--chunk-steps`` steps so that the load of other processes falls on all alike. Reported: samples per
+wall second and per CPU second of each (after ``--skip`` warm-up steps; a compiled variant compiles in its
+first step), the ratios to the first variant, and the median over ``--window``-step windows of (mean NLL of
+the variant - mean NLL of the first). Then, for the first config, two short ``train()`` runs in bf16 with
 ``data.num_workers`` 0 and 1, without validation: ``train/data_wait_share`` of each logged interval.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/train_bf16_replay.py --threads 1 \
         --config allison_light:configs/allison_light.yaml --config demo:configs/demo.yaml \
+        --variants fp32,bf16,fp32+compile,bf16+compile \
         --set data.training_files=data/allison/train.txt --steps 200 \
-        --output bench/results/cpu-DATE-train-bf16-replay
+        --output bench/results/cpu-DATE-train-variants
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from waveglow.config import Config, load_config, resolve_data_paths
 from waveglow.files import atomic_write_text
 from waveglow.train import train
 from waveglow.train.log import read_metrics
-from waveglow.train.replay import median_window_gap, record_batches, replay, window_means
+from waveglow.train.replay import median_window_gap, parse_variant, record_batches, replay, window_means
 
 log = logging.getLogger("train_bf16_replay")
 TARGET_RATIO, TARGET_GAP = 1.7, 0.05  # issue 19: bf16 >= 1.7x fp32 samples/s, median gap <= +0.05 nats
@@ -56,12 +59,14 @@ def configure(path: str, overrides: list[str]) -> Config:
     return resolve_data_paths(cfg).validate()
 
 
-def measure_replay(name: str, cfg: Config, steps: int, chunk_steps: int, skip: int, window: int) -> dict:
+def measure_replay(
+    name: str, cfg: Config, variants: list[str], steps: int, chunk_steps: int, skip: int, window: int
+) -> dict:
+    """Replay ``steps`` recorded batches in each variant; each later variant is compared with the first."""
     started = time.perf_counter()
     batches = record_batches(cfg, steps)
     record_s = time.perf_counter() - started
-    result = replay(cfg, batches, ("fp32", "bf16"), chunk_steps)
-    fp32, bf16 = result.runs["fp32"], result.runs["bf16"]
+    result = replay(cfg, batches, variants, chunk_steps)
     row: dict[str, Any] = {
         "config": name,
         "architecture": cfg.model.architecture,
@@ -73,12 +78,18 @@ def measure_replay(name: str, cfg: Config, steps: int, chunk_steps: int, skip: i
         "chunk_steps": chunk_steps,
         "timing_skips_steps": skip,
         "record_s": record_s,
+        "window": window,
+        "reference": variants[0],
+        "variants": {},
     }
-    for run in (fp32, bf16):
-        row[run.precision] = {
+    reference = result.runs[variants[0]]
+    for variant in variants:
+        run = result.runs[variant]
+        entry = {
             "samples_per_s": run.samples_per_second(skip),
             "samples_per_cpu_s": run.samples_per_cpu_second(skip),
             "median_step_s": run.median_step_s(skip),
+            "first_step_s": run.wall_s[0],
             "wall_s": sum(run.wall_s),
             "cpu_s": sum(run.cpu_s),
             "skipped_steps": run.applied.count(False),
@@ -86,17 +97,21 @@ def measure_replay(name: str, cfg: Config, steps: int, chunk_steps: int, skip: i
             "nll": run.nll,
             "wall_s_per_step": run.wall_s,
             "cpu_s_per_step": run.cpu_s,
+            "ratio_samples_per_s": run.samples_per_second(skip) / reference.samples_per_second(skip),
+            "ratio_samples_per_cpu_s": run.samples_per_cpu_second(skip)
+            / reference.samples_per_cpu_second(skip),
         }
-    row["ratio_samples_per_s"] = bf16.samples_per_second(skip) / fp32.samples_per_second(skip)
-    row["ratio_samples_per_cpu_s"] = bf16.samples_per_cpu_second(skip) / fp32.samples_per_cpu_second(skip)
-    row["ratio_median_step"] = fp32.median_step_s(skip) / bf16.median_step_s(skip)
-    row["window"] = window
-    row["window_gaps"] = [b - a for a, b in zip(row["fp32"]["nll_windows"], row["bf16"]["nll_windows"])]
-    row["median_window_gap"] = median_window_gap(fp32.nll, bf16.nll, window)
-    log.info(
-        "%s: bf16/fp32 samples/s %.2fx (per CPU second %.2fx), median %d-step gap %+.4f nats/sample",
-        name, row["ratio_samples_per_s"], row["ratio_samples_per_cpu_s"], window, row["median_window_gap"],
-    )  # fmt: skip
+        if variant != variants[0]:
+            entry["window_gaps"] = [
+                b - a for a, b in zip(window_means(reference.nll, window), window_means(run.nll, window))
+            ]
+            entry["median_window_gap"] = median_window_gap(reference.nll, run.nll, window)
+            log.info(
+                "%s: %s / %s samples/s %.2fx (per CPU second %.2fx), median %d-step gap %+.4f nats/sample",
+                name, variant, variants[0], entry["ratio_samples_per_s"], entry["ratio_samples_per_cpu_s"],
+                window, entry["median_window_gap"],
+            )  # fmt: skip
+        row["variants"][variant] = entry
     return row
 
 
@@ -131,8 +146,9 @@ def measure_data_wait(name: str, cfg: Config, workers: int, steps: int, interval
 
 def markdown(result: dict) -> str:
     env = result["environment"]
+    first = result["replay"][0]
     lines = [
-        "# bf16 autocast training against fp32 on the CPU: speed, curves on replayed batches, data wait",
+        "# Training variants on the CPU (precision, torch.compile): speed, curves on replayed batches, data wait",
         "",
         f"Command: `{result['command']}`",
         "",
@@ -141,44 +157,47 @@ def markdown(result: dict) -> str:
         f"load average at the start {', '.join(f'{v:.2f}' for v in env['load_average'])}",
         "",
         "Batches: each config's first steps recorded once from its data (seeded order, segments, dither), then "
-        "replayed in fp32 and bf16 from the same initial weights; the precisions take turns every "
-        f"{result['replay'][0]['chunk_steps']} steps. samples/s: audio samples per wall second of the step "
-        "(data excluded), after the first steps; per CPU s: per CPU second of this process.",
+        "replayed in each variant from the same initial weights; the variants take turns every "
+        f"{first['chunk_steps']} steps. samples/s: audio samples per wall second of the step (data excluded), "
+        f"after the first {first['timing_skips_steps']} steps (a compiled variant compiles in its first step); "
+        "per CPU s: per CPU second of this process. Ratios and gaps are against each config's first variant.",
         "",
-        "| config | model | batch x segment | objective | steps | fp32 samples/s | bf16 samples/s | bf16/fp32 "
-        "| per CPU s: fp32 / bf16 / ratio | median step s: fp32 / bf16 | median gap of the "
-        f"{result['replay'][0]['window']}-step means (bf16 - fp32) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| config | model | batch x segment | objective | steps | variant | samples/s | ratio | per CPU s (ratio) "
+        f"| median step s | first step s | median gap of the {first['window']}-step means |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in result["replay"]:
-        fp32, bf16 = row["fp32"], row["bf16"]
         objective = "NLL" + (f" + {row['stft_loss_weight']:g} MR-STFT" if row["stft_loss_weight"] else "")
-        lines.append(
-            f"| {row['config']} | {row['architecture']} | {row['batch_size']} x {row['segment_length']} | "
-            f"{objective} | {row['steps']} | {fp32['samples_per_s']:,.0f} | {bf16['samples_per_s']:,.0f} | "
-            f"{row['ratio_samples_per_s']:.2f}x | {fp32['samples_per_cpu_s']:,.0f} / "
-            f"{bf16['samples_per_cpu_s']:,.0f} / {row['ratio_samples_per_cpu_s']:.2f}x | "
-            f"{fp32['median_step_s']:.2f} / {bf16['median_step_s']:.2f} | "
-            f"{row['median_window_gap']:+.4f} nats/sample |"
-        )
+        for variant, entry in row["variants"].items():
+            gap = entry.get("median_window_gap")
+            lines.append(
+                f"| {row['config']} | {row['architecture']} | {row['batch_size']} x {row['segment_length']} | "
+                f"{objective} | {row['steps']} | {variant} | {entry['samples_per_s']:,.0f} | "
+                f"{entry['ratio_samples_per_s']:.2f}x | {entry['samples_per_cpu_s']:,.0f} "
+                f"({entry['ratio_samples_per_cpu_s']:.2f}x) | {entry['median_step_s']:.2f} | "
+                f"{entry['first_step_s']:.1f} | "
+                + ("reference |" if gap is None else f"{gap:+.4f} nats/sample |")
+            )
     targets = result["targets"]
     lines += [
         "",
-        f"Targets: bf16 >= {targets['ratio_samples_per_s']}x fp32 samples/s, median gap <= "
-        f"+{targets['median_window_gap']} nats/sample.",
+        f"Targets (issue 19): bf16 >= {targets['ratio_samples_per_s']}x fp32 samples/s, median gap <= "
+        f"+{targets['median_window_gap']} nats/sample; each variant against the first:",
     ]
     for row in result["replay"]:
-        fast = row["ratio_samples_per_s"] >= targets["ratio_samples_per_s"]
-        close = row["median_window_gap"] <= targets["median_window_gap"]
-        lines.append(
-            f"- {row['config']}: speed {'met' if fast else 'not met'} ({row['ratio_samples_per_s']:.2f}x), "
-            f"curve {'met' if close else 'not met'} ({row['median_window_gap']:+.4f})"
-        )
-    lines += ["", "Mean NLL (nats/sample) of each window of steps, fp32 / bf16:", ""]
+        for variant, entry in list(row["variants"].items())[1:]:
+            fast = entry["ratio_samples_per_s"] >= targets["ratio_samples_per_s"]
+            close = entry["median_window_gap"] <= targets["median_window_gap"]
+            lines.append(
+                f"- {row['config']}, {variant} vs {row['reference']}: speed {'met' if fast else 'not met'} "
+                f"({entry['ratio_samples_per_s']:.2f}x), curve {'met' if close else 'not met'} "
+                f"({entry['median_window_gap']:+.4f})"
+            )
+    lines += ["", "Mean NLL (nats/sample) of each window of steps:", ""]
     for row in result["replay"]:
-        pairs = zip(row["fp32"]["nll_windows"], row["bf16"]["nll_windows"])
-        windows = "; ".join(f"{a:.4f} / {b:.4f}" for a, b in pairs)
-        lines.append(f"- {row['config']} ({row['window']}-step windows): {windows}")
+        for variant, entry in row["variants"].items():
+            windows = "; ".join(f"{v:.4f}" for v in entry["nll_windows"])
+            lines.append(f"- {row['config']}, {variant} ({row['window']}-step windows): {windows}")
     if result["data_wait"]:
         lines += [
             "",
@@ -201,6 +220,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action="append", required=True, help="NAME:PATH, repeatable")
     parser.add_argument("--set", action="append", default=[], help="SECTION.KEY=VALUE for every config")
+    parser.add_argument(
+        "--variants",
+        default="fp32,bf16",
+        help="comma list of training precisions, each optionally +compile (the first is the reference)",
+    )
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--chunk-steps", type=int, default=10)
     parser.add_argument("--skip", type=int, default=5, help="warm-up steps left out of the timing")
@@ -221,11 +245,14 @@ def main() -> None:
         "replay": [],
         "data_wait": [],
     }
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    for variant in variants:
+        parse_variant(variant)  # a misspelt variant fails before minutes of recording
     configs = [item.partition(":")[::2] for item in args.config]  # (name, path)
     for name, path in configs:
         cfg = configure(path, args.set)
         result["replay"].append(
-            measure_replay(name, cfg, args.steps, args.chunk_steps, args.skip, args.window)
+            measure_replay(name, cfg, variants, args.steps, args.chunk_steps, args.skip, args.window)
         )
     if args.data_wait_steps:
         name, path = configs[0]

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 from conftest import make_clips, tiny_config, train_losses, write_list
 
 from waveglow.train.loop import train
-from waveglow.train.replay import median_window_gap, record_batches, replay, window_means
+from waveglow.train.replay import median_window_gap, parse_variant, record_batches, replay, window_means
 
 
 def test_window_means_and_their_median_gap():
@@ -58,3 +59,10 @@ def test_bf16_autocast_on_cpu_follows_the_fp32_curve(tmp_path):
     assert abs(gap) < 0.05, gap  # -0.009 when written
     assert fp32.samples_per_step == bf16.samples_per_step == 2 * 256
     assert fp32.samples_per_second() > 0 and len(bf16.wall_s) == len(bf16.cpu_s) == 150
+
+
+def test_replay_variants_name_a_precision_and_optionally_compile():
+    assert parse_variant("bf16") == ("bf16", False) and parse_variant("fp32+compile") == ("fp32", True)
+    for bad in ("fp8", "bf16+jit", "bf16+", "+compile"):
+        with pytest.raises(ValueError, match=f"replay variant '{re.escape(bad)}'"):
+            parse_variant(bad)

@@ -252,7 +252,7 @@ def test_the_original_config_json_is_accepted(tmp_path):
     args = argparse.Namespace(
         config=str(tmp_path / "config.json"), run_dir=None, data_root="/data/LJSpeech-1.1",
         set=["train.max_steps=10"], resume=False, precision=None, device=None, max_steps=None,
-        max_minutes=None, skip_bad_files=False,
+        max_minutes=None, skip_bad_files=False, compile=None,
     )  # fmt: skip
     cfg, run_dir = train_script.config_from_args(args)
     assert run_dir == Path("runs/config")

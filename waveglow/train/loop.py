@@ -49,6 +49,7 @@ from waveglow.train.setup import (
     build_datasets,
     build_loader,
     build_model,
+    compiled_for_training,
     learning_rate_at,
     prepare_run_dir,
 )
@@ -223,6 +224,8 @@ class Trainer:
             if env.distributed
             else objective
         )
+        if cfg.train.compile:
+            self.ddp = compiled_for_training(self.ddp, env.device)
         tcfg = cfg.train
         self.sample_loss = (
             SampleLoss(tcfg.stft_loss_weight, tcfg.stft_loss_sigma, tcfg.seed).to(env.device)

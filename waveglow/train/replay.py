@@ -21,13 +21,19 @@ from dataclasses import dataclass, field
 import torch
 
 from waveglow.audio import MelSpectrogram
-from waveglow.config import Config
+from waveglow.config import TRAIN_PRECISIONS, Config
 from waveglow.device import check_device, set_tf32
 from waveglow.model.loss import WaveGlowLoss
 from waveglow.train.distributed import DistEnv, ResumableSampler
 from waveglow.train.loop import StepContext, train_step
 from waveglow.train.objective import FlowObjective, SampleLoss
-from waveglow.train.setup import build_datasets, build_loader, build_model, learning_rate_at
+from waveglow.train.setup import (
+    build_datasets,
+    build_loader,
+    build_model,
+    compiled_for_training,
+    learning_rate_at,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +68,9 @@ def record_batches(cfg: Config, steps: int) -> list[Batch]:
 
 @dataclass
 class PrecisionRun:
-    """One precision's replay: per step, the NLL (nats per sample, as ``train/nll`` logs it), wall and CPU
-    seconds of the step, and whether the update was applied."""
+    """One variant's replay (``precision`` holds its name: ``bf16``, ``bf16+compile``, ...): per step, the NLL
+    (nats per sample, as ``train/nll`` logs it), wall and CPU seconds of the step, and whether the update was
+    applied."""
 
     precision: str
     nll: list[float] = field(default_factory=list)
@@ -93,6 +100,17 @@ class ReplayResult:
     chunk_steps: int
 
 
+def parse_variant(name: str) -> tuple[str, bool]:
+    """A replay variant's name -> (training precision, compiled): ``bf16``, ``fp32+compile``, ..."""
+    precision, plus, option = name.partition("+")
+    if precision not in TRAIN_PRECISIONS or (plus and option != "compile"):
+        raise ValueError(
+            f"replay variant {name!r}: expected a precision ({', '.join(TRAIN_PRECISIONS)}), optionally "
+            "followed by +compile"
+        )
+    return precision, bool(plus)
+
+
 def replay(
     cfg: Config,
     batches: Sequence[Batch],
@@ -100,10 +118,12 @@ def replay(
     chunk_steps: int = 10,
     device: str | torch.device = "cpu",
 ) -> ReplayResult:
-    """Train the seed's initial weights on ``batches`` once per precision, taking turns every ``chunk_steps``
-    steps (the first precision goes first in even chunks, last in odd ones).
+    """Train the seed's initial weights on ``batches`` once per variant in ``precisions`` (a training
+    precision, or one followed by ``+compile``: the step under torch.compile; plain names run eager whatever
+    ``train.compile`` says), taking turns every ``chunk_steps`` steps (the first variant goes first in even
+    chunks, last in odd ones). A compiled variant's first step includes compiling: leave it out of timings.
 
-    Each precision has its own copy of the model, Adam and GradScaler (enabled for fp16 only). The learning
+    Each variant has its own copy of the model, Adam and GradScaler (enabled for fp16 only). The learning
     rate follows ``cfg.train``'s schedule step by step; a step whose loss or gradient is not finite is not
     applied, as in training, and its NLL is still recorded.
     """
@@ -118,19 +138,22 @@ def replay(
         else None
     )
     contexts, runs = {}, {}
-    for precision in precisions:
+    for variant in precisions:
+        precision, compiled = parse_variant(variant)
         model = copy.deepcopy(initial).to(dev)
         optimizer = torch.optim.Adam(model.parameters(), lr=tcfg.learning_rate)
         scaler = torch.amp.GradScaler(dev.type, enabled=precision == "fp16")
-        contexts[precision] = StepContext(
-            FlowObjective(model), mel_fn, loss_fn, optimizer, scaler, precision, tcfg.grad_clip_thresh, 1,
-            sample_loss,
+        objective = FlowObjective(model)
+        if compiled:
+            objective = compiled_for_training(objective, dev)
+        contexts[variant] = StepContext(
+            objective, mel_fn, loss_fn, optimizer, scaler, precision, tcfg.grad_clip_thresh, 1, sample_loss,
         )  # fmt: skip
-        runs[precision] = PrecisionRun(precision)
+        runs[variant] = PrecisionRun(variant)
     for chunk_start in range(0, len(batches), chunk_steps):
         order = list(precisions) if (chunk_start // chunk_steps) % 2 == 0 else list(reversed(precisions))
         for precision in order:
-            set_tf32(dev, precision)
+            set_tf32(dev, contexts[precision].precision)
             for step in range(chunk_start, min(chunk_start + chunk_steps, len(batches))):
                 _timed_step(contexts[precision], runs[precision], batches[step], step, cfg, dev)
         log.info(

@@ -49,6 +49,28 @@ def learning_rate_at(step: int, cfg: TrainConfig) -> float:
 # ------------------------------------------------------------------------------------------------ model
 
 
+def compiled_for_training(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``module`` (the ``FlowObjective``, or DDP of it) under torch.compile, for ``train.compile``.
+
+    Compiling happens in the first step (minutes on a CPU; the compiled code is cached on disk by torch, so
+    a later process of the same model compiles faster). The checkpoints still hold the plain model's
+    weights. On the CPU, torch's compiler writes C++ and needs a compiler on PATH: TrainingError if none.
+    """
+    if device.type == "cpu":
+        import shutil
+
+        from torch._inductor import config as inductor_config
+
+        compiler = next((name for name in inductor_config.cpp.cxx if name), "g++")
+        if shutil.which(compiler) is None:
+            raise TrainingError(
+                f"train.compile on the CPU needs a C++ compiler ({compiler!r} is not on PATH): install one "
+                "(e.g. g++) or set train.compile false"
+            )
+    log.info("train.compile: compiling the training step in the first step (minutes on a CPU)")
+    return torch.compile(module)
+
+
 def build_model(cfg: Config, init_from: str | Path | None = None) -> Flow:
     """The configured flow initialised from ``train.seed``, or with the weights of ``init_from``."""
     torch.manual_seed(cfg.train.seed)
