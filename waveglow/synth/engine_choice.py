@@ -98,24 +98,18 @@ def cached_engine(key: str, candidates: Sequence[str], path: Path | None = None)
 
 
 def choose_engine(
-    key: str,
-    runners: Mapping[str, Callable[[], object]],
-    repeats: int = 2,
-    sync: Callable[[], None] = lambda: None,
-    timer: Callable[[], float] = time.perf_counter,
-    path: Path | None = None,
+    key: str, runners: Mapping[str, Callable[[], object]], path: Path | None = None, **timing: Any
 ) -> EngineChoice:
     """The fastest of ``runners`` (engine name -> one synthesis of the probe input), cached under ``key``.
 
-    A cached choice naming one of ``runners`` is returned without running anything. Otherwise each runner
-    runs once to warm up, then ``repeats`` times; the best time counts (the least disturbed by other work on
-    the machine). ``sync`` waits for the device (CUDA runs asynchronously).
+    A cached choice naming one of ``runners`` is returned without running anything; otherwise
+    ``measure_engines`` times them (``timing``: its ``repeats``, ``sync`` and ``timer``) and caches the best.
     """
     path = path or cache_file()
     cached = cached_engine(key, list(runners), path)
     if cached is not None:
         return EngineChoice(cached, measured=False, key=key)
-    return measure_engines(key, runners, repeats, sync, timer, path)
+    return measure_engines(key, runners, path=path, **timing)
 
 
 def measure_engines(
@@ -127,7 +121,11 @@ def measure_engines(
     path: Path | None = None,
 ) -> EngineChoice:
     """``choose_engine`` without the cache lookup, for a caller that has looked already (``cached_engine``):
-    time every runner, keep the fastest, and add it to the cache."""
+    time every runner, keep the fastest, and add it to the cache.
+
+    Each runner runs once to warm up, then ``repeats`` times; the best time counts (the least disturbed by
+    other work on the machine). ``sync`` waits for the device (CUDA runs asynchronously).
+    """
     path = path or cache_file()
     seconds: dict[str, float] = {}
     for name, run in runners.items():
