@@ -29,6 +29,7 @@ ARCHITECTURES = (
     "waveglow",
     "light",
 )  # model.architecture: waveglow.model.flow.WaveGlow, waveglow.model.light.LightWaveGlow
+SQUEEZES = ("blocks", "mdct")  # model.squeeze: consecutive samples, or waveglow.model.lapped.MDCTSqueeze
 
 
 class ConfigError(ValueError):
@@ -106,13 +107,18 @@ class ModelConfig:
     n_layers: int = 8  # dilated conv layers per coupling network (WN)
     n_channels: int = 256  # residual channels in WN
     kernel_size: int = 3  # dilated conv kernel size (odd)
+    squeeze: str = "blocks"  # audio -> vectors of n_group: blocks (WaveGlow's) | mdct (light flow only)
 
     def validate(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise ConfigError(
                 f"model.architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}"
             )
-        _positive(self, *[f.name for f in fields(self) if f.name != "architecture"])
+        _positive(self, *[f.name for f in fields(self) if f.name not in ("architecture", "squeeze")])
+        if self.squeeze not in SQUEEZES:
+            raise ConfigError(f"model.squeeze must be one of {', '.join(SQUEEZES)}, got {self.squeeze!r}")
+        if self.squeeze != "blocks" and self.architecture != "light":
+            raise ConfigError(f"model.squeeze {self.squeeze!r} needs model.architecture light")
         if self.n_group % 2:
             raise ConfigError(f"model.n_group must be even, got {self.n_group}")
         if self.n_early_size % 2:

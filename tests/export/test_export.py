@@ -19,7 +19,7 @@ import pytest
 import torch
 from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model, randomize_end, speech_like
 
-from waveglow import Config, LightWaveGlow, Vocoder
+from waveglow import Config, LightWaveGlow, ModelConfig, Vocoder
 from waveglow.checkpoints import save_model
 from waveglow.export import (
     SynthesisGraph,
@@ -46,9 +46,12 @@ TOLERANCE = 1e-4  # max |exported - Vocoder|; float32 rounding gave at most 3.6e
 FRAMES = (1, 6, 13)  # 13 (and 1): not a multiple of HOP12's 2 frames per z column
 
 
-def make_light() -> LightWaveGlow:
+SMALL_MDCT = replace(SMALL_LIGHT, squeeze="mdct")
+
+
+def make_light(model_cfg: ModelConfig = SMALL_LIGHT) -> LightWaveGlow:
     torch.manual_seed(1)
-    return randomize_end(LightWaveGlow(SMALL_LIGHT, TINY_AUDIO), seed=1).eval()
+    return randomize_end(LightWaveGlow(model_cfg, TINY_AUDIO), seed=1).eval()
 
 
 def export_both(model, folder) -> dict:
@@ -75,9 +78,9 @@ def cli_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, cli_run):
-    """name -> (model, config, {format: path}) for the three models."""
+    """name -> (model, config, {format: path}) for the four models."""
     waveglow = make_tiny_model(model_cfg=SMALL)
-    light = make_light()
+    light, mdct = make_light(), make_light(SMALL_MDCT)
     model, config, paths, _, _ = cli_run
     return {
         "waveglow": (
@@ -90,6 +93,11 @@ def exported(tmp_path_factory, cli_run):
             light,
             Config(model=SMALL_LIGHT, audio=TINY_AUDIO),
             export_both(light, tmp_path_factory.mktemp("light")),
+        ),
+        "light-mdct": (
+            mdct,
+            Config(model=SMALL_MDCT, audio=TINY_AUDIO),
+            export_both(mdct, tmp_path_factory.mktemp("mdct")),
         ),
     }
 
@@ -111,7 +119,13 @@ def runner(paths: dict, fmt: str):
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
 @pytest.mark.parametrize(
     "name, engine",
-    [("waveglow", "fast"), ("waveglow", "eager"), ("waveglow-hop12", "fast"), ("light", "eager")],
+    [
+        ("waveglow", "fast"),
+        ("waveglow", "eager"),
+        ("waveglow-hop12", "fast"),
+        ("light", "eager"),
+        ("light-mdct", "eager"),
+    ],
 )
 def test_exported_audio_equals_the_vocoder(exported, name, engine, fmt):
     model, config, paths = exported[name]

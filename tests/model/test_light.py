@@ -11,6 +11,7 @@ from conftest import TINY_AUDIO
 from waveglow import Config, ConfigError, LightWaveGlow, ModelConfig, list_pretrained
 from waveglow.checkpoints import CheckpointError, load_model, model_from_payload, model_payload, save_model
 from waveglow.model.architectures import build_flow
+from waveglow.model.lapped import MDCTSqueeze
 from waveglow.model.light import gated_unit
 from waveglow.stft_loss import MultiResolutionSTFTLoss
 from waveglow.synth.vocoder import Vocoder
@@ -71,6 +72,77 @@ def test_log_det_equals_the_jacobian_of_every_example():
     assert abs(got[0].item()) > 0.1 and abs(got[0].item() - got[1].item()) > 1e-6  # per example, not shared
 
 
+TINY_MDCT = ModelConfig(**{**TINY_LIGHT.__dict__, "squeeze": "mdct"})
+
+
+def test_mdct_squeeze_is_orthogonal_and_its_inverse_exact():
+    n, length = 8, 64
+    squeeze = MDCTSqueeze(n).double()
+    eye = torch.eye(length, dtype=torch.float64)
+    matrix = squeeze(eye).reshape(length, length)  # row t: the coefficients of a unit impulse at sample t
+    assert (matrix @ matrix.T - eye).abs().max().item() < 1e-12
+    audio = torch.randn(3, length, dtype=torch.float64)
+    coefficients = squeeze(audio)
+    assert coefficients.shape == (3, length // n, n)
+    assert (squeeze.inverse(coefficients) - audio).abs().max().item() < 1e-12
+    single = MDCTSqueeze(n)
+    assert (single.inverse(single(audio.float())) - audio.float()).abs().max().item() < 1e-5
+    with pytest.raises(ValueError, match="not a multiple of n_group=8"):
+        squeeze(torch.zeros(1, 60, dtype=torch.float64))
+
+
+def test_mdct_squeeze_is_local_and_inverts_padded_batches_per_item():
+    """A block's coefficients depend on the samples within N/2 of it and on nothing across the signal's
+    ends; an item padded into a longer batch inverts to its own audio when its length is given."""
+    n = 8
+    squeeze = MDCTSqueeze(n).double()
+    audio = torch.randn(1, 80, dtype=torch.float64)
+    changed = audio.clone()
+    changed[0, 48 + n // 2 :] += 1.0  # from half a block after block 5 (samples 40-47) onwards
+    assert torch.equal(squeeze(audio)[:, :6], squeeze(changed)[:, :6])
+    assert not torch.equal(squeeze(audio)[:, 6], squeeze(changed)[:, 6])
+    assert torch.equal(squeeze(audio[:, :40])[:, :4], squeeze(audio)[:, :4])  # the end folds only block 4
+    padded = torch.cat([squeeze(audio[:, :40]), torch.randn(1, 5, n, dtype=torch.float64)], dim=1)
+    both = torch.cat([padded, squeeze(audio)])
+    restored = squeeze.inverse(both, torch.tensor([5, 10]))
+    assert (restored[0, :40] - audio[0, :40]).abs().max().item() < 1e-12
+    assert (restored[1] - audio[0]).abs().max().item() < 1e-12
+    assert (squeeze.inverse(padded)[0, :40] - audio[0, :40]).abs().max().item() > 1e-3  # without lengths
+
+
+def test_an_mdct_channel_is_the_band_of_its_frequency():
+    """A sinusoid at the centre of band k (k + 1/2) * sr / (2N) puts nearly all its energy in channel k and
+    its neighbours, where blocks of samples spread it over every channel."""
+    n, length = 32, 4096
+    t = torch.arange(length, dtype=torch.float64)
+    for k in (3, 12, 25):
+        tone = torch.sin(math.pi * (k + 0.5) / n * t + 0.3)
+        energy = MDCTSqueeze(n).double()(tone[None])[0].pow(2).sum(dim=0)  # (N,)
+        assert energy[k - 1 : k + 2].sum() / energy.sum() > 0.97
+        assert energy.argmax().item() == k
+        blocks = tone.reshape(-1, n).pow(2).sum(dim=0)  # the blocks squeeze: every channel holds the tone
+        assert blocks.min() / blocks.max() > 0.3
+
+
+def test_light_flow_with_mdct_squeeze_is_exact():
+    model = make_light(model_cfg=TINY_MDCT, scale=0.3).double()
+    gen = torch.Generator().manual_seed(3)
+    audio = 0.5 * torch.randn(2, 48, generator=gen, dtype=torch.float64)
+    mel = torch.randn(2, 8, 3, generator=gen, dtype=torch.float64)
+    out = model(audio, mel)
+    assert (model.reverse(out.z, mel) - audio).abs().max().item() < 1e-12
+    blocks_model = make_light(model_cfg=TINY_LIGHT, scale=0.3).double()  # same weights, blocks squeeze
+    assert (blocks_model(audio, mel).z - out.z).abs().max().item() > 1e-3
+    for b in range(2):
+
+        def flat_z(x: torch.Tensor, b: int = b) -> torch.Tensor:
+            return model(x[None], mel[b : b + 1]).z.reshape(-1)
+
+        jac = torch.autograd.functional.jacobian(flat_z, audio[b])
+        assert abs(out.log_det[b].item() - torch.linalg.slogdet(jac)[1].item()) < 1e-9
+    assert model.receptive_field().columns == blocks_model.receptive_field().columns + 1
+
+
 def test_z_layout_early_outputs_first():
     """z (B, g, L): channel j at step t of the first early output is the input's sample g*t + j after the
     first 1x1 mixing and coupling, i.e. the early outputs leave in order, before the remaining channels."""
@@ -115,6 +187,10 @@ def test_light_config_validation():
     with pytest.raises(ConfigError, match="hop_length .256. to be a multiple of model.n_group .96."):
         cfg.validate()
     assert isinstance(build_flow(TINY_LIGHT, TINY_AUDIO), LightWaveGlow)
+    with pytest.raises(ConfigError, match="model.squeeze must be one of blocks, mdct, got 'dct'"):
+        ModelConfig(architecture="light", squeeze="dct").validate()
+    with pytest.raises(ConfigError, match="model.squeeze 'mdct' needs model.architecture light"):
+        ModelConfig(squeeze="mdct").validate()
 
 
 def test_checkpoint_records_the_architecture_and_refuses_the_other(tmp_path):
@@ -135,9 +211,10 @@ def test_checkpoint_records_the_architecture_and_refuses_the_other(tmp_path):
         model_from_payload(payload, source="x.pt")
 
 
-def test_vocoder_batches_of_mixed_lengths_equal_single_items(tmp_path):
-    cfg = Config(model=TINY_LIGHT, audio=TINY_AUDIO)
-    save_model(make_light(), cfg, tmp_path / "light.pt")
+@pytest.mark.parametrize("model_cfg", [TINY_LIGHT, TINY_MDCT], ids=["blocks", "mdct"])
+def test_vocoder_batches_of_mixed_lengths_equal_single_items(tmp_path, model_cfg):
+    cfg = Config(model=model_cfg, audio=TINY_AUDIO)
+    save_model(make_light(model_cfg=model_cfg), cfg, tmp_path / "light.pt")
     vocoder = Vocoder.from_checkpoint(tmp_path / "light.pt", device="cpu")
     assert vocoder.engine == "eager"  # the light flow runs its own time-major reverse pass
     gen = torch.Generator().manual_seed(0)

@@ -19,6 +19,7 @@ from waveglow.synth.vocoder import NOISE_BLOCK_COLUMNS
 HOP = TINY_AUDIO.hop_length
 N_MEL = TINY_AUDIO.n_mel_channels
 TINY_LIGHT = dataclasses.replace(TINY_MODEL, architecture="light")  # n_group 8, hop 16: 2 z steps per frame
+TINY_MDCT = dataclasses.replace(TINY_LIGHT, squeeze="mdct")  # a block's audio reaches one block further
 AUDIO_HOP_12 = dataclasses.replace(TINY_AUDIO, hop_length=12)  # 3 frames = 36 samples = 4.5 z columns
 
 
@@ -30,12 +31,14 @@ def make_light(model_cfg: ModelConfig = TINY_LIGHT, audio_cfg: AudioConfig = TIN
 def make_model(kind: str):
     if kind == "light":
         return make_light(), Config(model=TINY_LIGHT, audio=TINY_AUDIO)
+    if kind == "light-mdct":
+        return make_light(TINY_MDCT), Config(model=TINY_MDCT, audio=TINY_AUDIO)
     if kind == "hop12":
         return make_tiny_model(audio_cfg=AUDIO_HOP_12), Config(model=TINY_MODEL, audio=AUDIO_HOP_12)
     return make_tiny_model(), Config(model=TINY_MODEL, audio=TINY_AUDIO)
 
 
-@pytest.fixture(scope="module", params=["waveglow", "light", "hop12"])
+@pytest.fixture(scope="module", params=["waveglow", "light", "light-mdct", "hop12"])
 def vocoder(request) -> Vocoder:
     return Vocoder(*make_model(request.param), device="cpu")
 
@@ -91,6 +94,7 @@ RF_CASES = {
         dataclasses.replace(TINY_AUDIO, hop_length=20, win_length=48),
     ),
     "light": (TINY_LIGHT, TINY_AUDIO),
+    "light-mdct": (TINY_MDCT, TINY_AUDIO),
     # n_group 4 without early outputs: with them, one coupling's input half would be the early channels alone
     # and the reach would stay below the bound (which holds, but is then not tight)
     "light-k5-3layers-g4": (
@@ -126,9 +130,10 @@ def test_receptive_field_bounds_the_measured_reach_and_is_tight(case):
         mel_frames = (mel.grad[0].abs().amax(0) > 0).nonzero().flatten()
         return z_columns, mel_frames
 
-    # A sample of column c depends on exactly the z columns c - columns .. c + columns.
+    # The samples of column c depend on exactly the z columns c - columns .. c + columns (with the MDCT
+    # squeeze, a block's first half reaches one column further left, its second half one further right).
     c0 = columns // 2
-    z_columns, _ = inputs_reaching(c0 * g, c0 * g + 1)
+    z_columns, _ = inputs_reaching(c0 * g, c0 * g + g)
     assert (z_columns.min().item() - c0, z_columns.max().item() - c0) == (-field.columns, field.columns)
     # The audio of frame f depends on mel frames f - left .. f + right at most: measured over one period of the
     # frame/column alignment, the farthest frame it depends on is at that bound or one frame nearer.

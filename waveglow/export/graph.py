@@ -31,6 +31,7 @@ from torch import nn
 
 from waveglow.model.architectures import Flow
 from waveglow.model.flow import WaveGlow
+from waveglow.model.lapped import MDCTSqueeze, mdct_inverse
 
 F64 = torch.float64
 
@@ -293,6 +294,11 @@ class SynthesisGraph(nn.Module):
             inverse = torch.linalg.inv(model.convinv[k].conv.weight.detach().squeeze(-1).to(F64))
             steps.append(FlowStep(coupling, inverse, start, cfg.n_early_size))
         self.steps = nn.ModuleList(steps)
+        self.mdct: bool = light and cfg.squeeze == "mdct"
+        tables = MDCTSqueeze(cfg.n_group if self.mdct else 2)  # float32 DCT-IV and fold weights
+        self.register_buffer("mdct_dct", tables.dct.clone())
+        self.register_buffer("mdct_fold_a", tables.fold_a.clone())
+        self.register_buffer("mdct_fold_b", tables.fold_b.clone())
 
     @classmethod
     @torch.no_grad()
@@ -308,7 +314,11 @@ class SynthesisGraph(nn.Module):
         x = z_t[..., self.n_early :]
         for step in self.steps:
             x = step(x, cond, z_t)
-        return x.reshape(z.shape[0], -1).clamp(-1.0, 1.0)  # (B, L*g)
+        if self.mdct:
+            audio = mdct_inverse(x, self.mdct_dct, self.mdct_fold_a, self.mdct_fold_b)
+        else:
+            audio = x.reshape(z.shape[0], -1)
+        return audio.clamp(-1.0, 1.0)  # (B, L*g)
 
     def columns(self, frames: int) -> int:
         """z columns L that cover ``frames`` mel frames: ceil(frames*hop_length/n_group)."""

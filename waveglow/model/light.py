@@ -23,6 +23,7 @@ from torch import nn
 
 from waveglow.config import AudioConfig, ModelConfig, validate_model_audio
 from waveglow.model.flow import FlowOutput, ReceptiveField
+from waveglow.model.lapped import MDCTSqueeze
 from waveglow.model.layers import Invertible1x1Conv
 
 
@@ -139,6 +140,7 @@ class LightWaveGlow(nn.Module):
                 )
             )
         self.n_remaining_channels = model_cfg.remaining_channels()
+        self.mdct = MDCTSqueeze(model_cfg.n_group) if model_cfg.squeeze == "mdct" else None
         self._inverse_cache: dict[int, tuple[tuple, torch.Tensor]] = {}
 
     @property
@@ -169,6 +171,7 @@ class LightWaveGlow(nn.Module):
         """
         cfg = self.model_cfg
         columns = cfg.n_flows * cfg.n_layers * (cfg.kernel_size - 1) // 2
+        columns += 1 if self.mdct is not None else 0  # an MDCT frame spans two blocks
         frames = -(-columns // self.repeat)
         return ReceptiveField(left=frames, right=frames, columns=columns)
 
@@ -218,7 +221,7 @@ class LightWaveGlow(nn.Module):
         batch, n_samples = audio.shape
         if n_samples % cfg.n_group:
             raise ValueError(f"audio length {n_samples} is not a multiple of n_group={cfg.n_group}")
-        x = audio.to(acc).reshape(batch, n_samples // cfg.n_group, cfg.n_group)  # (B, L, g)
+        x = self._squeeze(audio.to(acc))  # (B, L, g)
         length = x.shape[1]
         mel_t = self._mel_frames(mel, length)
         early: list[torch.Tensor] = []
@@ -242,8 +245,13 @@ class LightWaveGlow(nn.Module):
         log_det_s = log_det_s_per_flow.sum(0)
         return FlowOutput(z, log_det_s + log_det_w, log_det_s, log_det_w, log_det_s_per_flow)
 
-    def reverse(self, z: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
-        """z (B, g, L), mel (B, n_mel, F) covering g*L samples -> audio (B, g*L): the inverse of forward."""
+    def reverse(
+        self, z: torch.Tensor, mel: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """z (B, g, L), mel (B, n_mel, F) covering g*L samples -> audio (B, g*L): the inverse of forward.
+
+        ``lengths`` (B,) z steps per item of a padded batch: the MDCT squeeze ends each item's signal there,
+        as when it runs alone (the blocks squeeze needs no lengths; the caller masks the convolutions)."""
         cfg = self.model_cfg
         if z.dim() != 3 or z.shape[1] != cfg.n_group:
             raise ValueError(f"z must be (B, {cfg.n_group}, L), got {tuple(z.shape)}")
@@ -261,7 +269,19 @@ class LightWaveGlow(nn.Module):
             x = self._mix(torch.cat([x_a, x_b], dim=2), k, inverse=True)
             if cfg.early_before(k):
                 x = torch.cat([early.pop(), x], dim=2)
-        return x.reshape(x.shape[0], -1)  # (B, T)
+        return self._unsqueeze(x, lengths)  # (B, T)
+
+    def _squeeze(self, audio: torch.Tensor) -> torch.Tensor:
+        """audio (B, T) -> (B, T // g, g): blocks of consecutive samples, or their MDCT (``model.squeeze``)."""
+        if self.mdct is not None:
+            return self.mdct(audio)
+        return audio.reshape(audio.shape[0], -1, self.model_cfg.n_group)
+
+    def _unsqueeze(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, g) -> audio (B, L * g), the inverse of ``_squeeze``; ``lengths`` as in ``reverse``."""
+        if self.mdct is not None:
+            return self.mdct.inverse(x, lengths)
+        return x.reshape(x.shape[0], -1)
 
     @torch.no_grad()
     def infer(

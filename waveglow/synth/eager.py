@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from waveglow.model.flow import WaveGlow
+from waveglow.model.light import LightWaveGlow
 
 
 @contextlib.contextmanager
@@ -52,4 +53,6 @@ def eager_reverse(
         steps = torch.arange(z.shape[2], device=z.device)
         mask = steps[None, None, :] < torch.tensor(lengths, device=z.device)[:, None, None]  # (B, 1, L)
         with masked_dilations(model, mask):
+            if isinstance(model, LightWaveGlow):  # its MDCT squeeze, if any, ends each item at its length
+                return model.reverse(z, mel, torch.tensor(lengths, device=z.device))
             return model.reverse(z, mel)
