@@ -143,6 +143,25 @@ def test_light_flow_with_mdct_squeeze_is_exact():
     assert model.receptive_field().columns == blocks_model.receptive_field().columns + 1
 
 
+def test_mdct_flows_start_with_permutation_mixings():
+    """Each 1x1 mixing of an MDCT light flow starts as a signed permutation with det +1 (every channel one
+    band); the blocks squeeze keeps WaveGlow's random rotations."""
+    torch.manual_seed(0)
+    mdct = LightWaveGlow(TINY_MDCT, TINY_AUDIO)
+    torch.manual_seed(0)
+    blocks = LightWaveGlow(TINY_LIGHT, TINY_AUDIO)
+    for conv in mdct.convinv:
+        weight = conv.conv.weight.detach().squeeze(-1)
+        assert torch.equal(weight.abs().sum(0), torch.ones(len(weight)))
+        assert torch.equal(weight.abs().sum(1), torch.ones(len(weight)))
+        assert torch.det(weight).item() == pytest.approx(1.0)
+        assert not torch.equal(weight.abs(), torch.eye(len(weight)))  # a shuffle, not the identity
+    for conv in blocks.convinv:
+        weight = conv.conv.weight.detach().squeeze(-1)
+        assert (weight.abs() > 1e-3).sum().item() > 2 * len(weight)  # dense
+        assert torch.det(weight).item() == pytest.approx(1.0, abs=1e-5)
+
+
 def test_z_layout_early_outputs_first():
     """z (B, g, L): channel j at step t of the first early output is the input's sample g*t + j after the
     first 1x1 mixing and coupling, i.e. the early outputs leave in order, before the remaining channels."""

@@ -58,9 +58,10 @@ def fast_flops_per_sample(
 def light_flops_per_sample(model_cfg: ModelConfig, audio_cfg: AudioConfig) -> float:
     """FLOPs (multiply-add = 2) per output sample of ``LightWaveGlow.reverse``: per flow the 1x1 inverse,
     ``start``, the pointwise and residual maps of every layer and ``end`` at every z step, and
-    ``cond_layer`` once per mel frame. The depthwise convolutions (elementwise, 2*k*C per step and layer)
-    are not counted, like the other elementwise work. About 74 kFLOP (0.82 GMAC per second of audio)
-    for configs/light.yaml.
+    ``cond_layer`` once per mel frame, and with ``squeeze: mdct`` the inverse DCT-IV of each block (2*g per
+    sample). The depthwise convolutions (elementwise, 2*k*C per step and layer) and the MDCT's folds are not
+    counted, like the other elementwise work. About 74 kFLOP (0.82 GMAC per second of audio) for
+    configs/light.yaml.
     """
     cfg, C, g = model_cfg, model_cfg.n_channels, model_cfg.n_group
     steps_per_frame = audio_cfg.hop_length // g
@@ -70,4 +71,6 @@ def light_flops_per_sample(model_cfg: ModelConfig, audio_cfg: AudioConfig) -> fl
         per_step += 2 * remaining * remaining + 2 * n_in * C + 2 * C * 2 * n_in  # 1x1, start, end
         per_step += cfg.n_layers * (2 * C * 2 * C + 2 * C * C)  # pointwise, residual
         per_step += 2 * cfg.n_mel_channels * 2 * C * cfg.n_layers / steps_per_frame  # cond at frame rate
+    if cfg.squeeze == "mdct":
+        per_step += 2 * g * g  # the DCT-IV of the block
     return per_step / g

