@@ -143,22 +143,43 @@ def test_light_flow_with_mdct_squeeze_is_exact():
     assert model.receptive_field().columns == blocks_model.receptive_field().columns + 1
 
 
-def test_mdct_flows_start_with_permutation_mixings():
+def test_mdct_flows_start_with_alternating_permutations_that_condition_every_channel():
     """Each 1x1 mixing of an MDCT light flow starts as a signed permutation with det +1 (every channel one
-    band); the blocks squeeze keeps WaveGlow's random rotations."""
+    band), and with trained couplings every z channel, early outputs included, depends on the mel (each
+    was transformed by a mel-conditioned coupling); with plain random permutations some do not."""
+    model_cfg = ModelConfig(**{**TINY_MDCT.__dict__, "n_flows": 6, "n_group": 16, "n_early_size": 4})
     torch.manual_seed(0)
-    mdct = LightWaveGlow(TINY_MDCT, TINY_AUDIO)
-    torch.manual_seed(0)
-    blocks = LightWaveGlow(TINY_LIGHT, TINY_AUDIO)
+    mdct = LightWaveGlow(model_cfg, TINY_AUDIO)
     for conv in mdct.convinv:
         weight = conv.conv.weight.detach().squeeze(-1)
         assert torch.equal(weight.abs().sum(0), torch.ones(len(weight)))
         assert torch.equal(weight.abs().sum(1), torch.ones(len(weight)))
         assert torch.det(weight).item() == pytest.approx(1.0)
-        assert not torch.equal(weight.abs(), torch.eye(len(weight)))  # a shuffle, not the identity
-    for conv in blocks.convinv:
+
+    def mel_reach(model: LightWaveGlow) -> torch.Tensor:
+        """(g,) bool: which z channels the mel changes, with random coupling outputs."""
+        gen = torch.Generator().manual_seed(1)
+        with torch.no_grad():
+            for wn in model.WN:
+                wn.end.weight.copy_(torch.randn(wn.end.weight.shape, generator=gen) * 0.1)
+        audio = 0.3 * torch.randn(1, 64, generator=gen)
+        mel = torch.randn(1, 8, 4, generator=gen)
+        changed = model(audio, mel + 1.0).z - model(audio, mel).z  # (1, g, L)
+        return changed.abs().amax(dim=(0, 2)) > 0
+
+    assert mel_reach(mdct).all()
+    shuffled = LightWaveGlow(model_cfg, TINY_AUDIO)
+    gen = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for conv in shuffled.convinv:  # random permutations instead
+            channels = conv.conv.weight.shape[0]
+            conv.conv.weight.copy_(torch.eye(channels)[torch.randperm(channels, generator=gen)].unsqueeze(-1))
+    assert not mel_reach(shuffled).all()
+    torch.manual_seed(0)
+    blocks = LightWaveGlow(TINY_LIGHT, TINY_AUDIO)
+    for conv in blocks.convinv:  # the blocks squeeze keeps WaveGlow's random rotations
         weight = conv.conv.weight.detach().squeeze(-1)
-        assert (weight.abs() > 1e-3).sum().item() > 2 * len(weight)  # dense
+        assert (weight.abs() > 1e-3).sum().item() > 2 * len(weight)
         assert torch.det(weight).item() == pytest.approx(1.0, abs=1e-5)
 
 

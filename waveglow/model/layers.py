@@ -31,18 +31,18 @@ class Invertible1x1Conv(nn.Module):
     on every call from the current weight (in float32), so it can never go stale after an update.
     """
 
-    def __init__(self, channels: int, init: str = "orthogonal"):
-        """``init`` "orthogonal": a random rotation (WaveGlow's); "permutation": a random permutation of the
-        channels with one sign flipped where needed for det +1 (each channel stays one input channel)."""
+    def __init__(self, channels: int, permutation: torch.Tensor | None = None):
+        """Starts as a random rotation (WaveGlow's), or with ``permutation`` (channels,) as that permutation of
+        the channels (output i = input permutation[i]), one sign flipped where needed for det +1."""
         super().__init__()
         self.conv = nn.Conv1d(channels, channels, kernel_size=1, bias=False)
         with torch.no_grad():
-            if init == "orthogonal":
+            if permutation is None:
                 weight = torch.linalg.qr(torch.randn(channels, channels))[0]
-            elif init == "permutation":
-                weight = torch.eye(channels)[torch.randperm(channels)]
             else:
-                raise ValueError(f"init must be 'orthogonal' or 'permutation', got {init!r}")
+                if sorted(permutation.tolist()) != list(range(channels)):
+                    raise ValueError(f"not a permutation of {channels} channels: {permutation.tolist()}")
+                weight = torch.eye(channels)[permutation]
             if torch.det(weight) < 0:
                 weight[:, 0] = -weight[:, 0]
             self.conv.weight.copy_(weight.unsqueeze(-1))
