@@ -160,9 +160,10 @@ class LightWaveGlow(nn.Module):
         self.convinv = nn.ModuleList()
         # With the MDCT squeeze each channel is a band: mixings that start as alternating permutations
         # keep it one and have every band transformed by a mel-conditioned coupling (mixing_permutations).
-        permutations = mixing_permutations(model_cfg) if model_cfg.squeeze == "mdct" else None
-        for k, remaining in enumerate(model_cfg.flow_channels()):
-            self.convinv.append(Invertible1x1Conv(remaining, permutations[k] if permutations else None))
+        mdct = model_cfg.squeeze == "mdct"
+        permutations = mixing_permutations(model_cfg) if mdct else [None] * model_cfg.n_flows
+        for remaining, permutation in zip(model_cfg.flow_channels(), permutations):
+            self.convinv.append(Invertible1x1Conv(remaining, permutation))
             self.WN.append(
                 LightWN(
                     remaining // 2,
@@ -173,7 +174,7 @@ class LightWaveGlow(nn.Module):
                 )
             )
         self.n_remaining_channels = model_cfg.remaining_channels()
-        self.mdct = MDCTSqueeze(model_cfg.n_group) if model_cfg.squeeze == "mdct" else None
+        self.mdct = MDCTSqueeze(model_cfg.n_group) if mdct else None
         self._inverse_cache: dict[int, tuple[tuple, torch.Tensor]] = {}
 
     @property
