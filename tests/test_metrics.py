@@ -82,7 +82,7 @@ def test_identical_signals_score_the_ideal_values(speech):
     values = result.values
     assert values["pesq"] == pytest.approx(4.644, abs=0.01)  # the top of the wideband PESQ scale
     assert values["stoi"] == pytest.approx(1.0, abs=1e-6)
-    for name in ("mcd_db", "mrstft", "f0_rmse_cents", "periodicity", "log_mel_distance"):
+    for name in ("mcd_db", "mrstft", "f0_rmse_cents", "gross_pitch_error", "periodicity", "log_mel_distance"):
         assert values[name] == pytest.approx(0.0, abs=1e-6), name
     assert values["vuv_f1"] == 1.0
     assert 0.5 < values["voiced_share"] < 0.9  # speech: voiced most of the time, not all of it
@@ -96,7 +96,9 @@ def test_white_noise_against_speech_scores_poorly(speech):
     assert values["pesq"] < 1.2 and values["stoi"] < 0.5
     assert values["mcd_db"] > 8 and values["mrstft"] > 4 and values["log_mel_distance"] > 2
     assert values["vuv_f1"] == 0.0 and values["voiced_share"] == 0.0 and values["periodicity"] > 0.4
-    assert result.absent == {"f0_rmse_cents": "no frame is voiced in both signals"}  # absent, not zero
+    assert result.absent == dict.fromkeys(
+        ("f0_rmse_cents", "gross_pitch_error"), "no frame is voiced in both signals"
+    )  # absent, not zero
 
 
 def test_added_noise_and_low_pass_give_values_in_the_expected_ranges(speech):
@@ -210,7 +212,12 @@ def test_pitch_metric_definitions():
     assert result.values["f0_rmse_cents"] == pytest.approx(
         1200 / math.sqrt(3)
     )  # over the 3 frames voiced in both
+    assert result.values["gross_pitch_error"] == pytest.approx(1 / 3)  # the octave slip, of 3 frames
     assert result.values["periodicity"] == pytest.approx(math.sqrt((0.4**2 + 0.4**2) / 6))
+    near = PitchTrack(truth.f0_hz * np.array([1.19, 0.85, 1.0, 1, 1, 1.21]), truth.voiced, truth.periodicity)
+    assert pitch_metrics(near, truth).values["gross_pitch_error"] == pytest.approx(
+        1 / 4
+    )  # only 21 % is gross
     unvoiced = PitchTrack(np.zeros(6), np.zeros(6, bool), np.zeros(6))
     assert pitch_metrics(unvoiced, unvoiced).values["vuv_f1"] == 1.0  # nothing voiced, nothing missed
 

@@ -2,8 +2,8 @@
 
 Full-reference metrics of (synthesis, reference) at one sampling rate: ``pesq`` (wideband, both signals
 resampled to 16 kHz), ``stoi``, ``mcd_db`` (mel-cepstral distortion), ``mrstft`` (multi-resolution STFT
-distance, ``stft_loss``'s), ``vuv_f1``, ``f0_rmse_cents`` and ``periodicity`` (from one YIN pitch tracker,
-:func:`track_pitch`) and ``log_mel_distance`` (the project's mel). No-reference figures of one signal:
+distance, ``stft_loss``'s), ``vuv_f1``, ``f0_rmse_cents``, ``gross_pitch_error`` and ``periodicity`` (from
+one YIN pitch tracker, :func:`track_pitch`) and ``log_mel_distance`` (the project's mel). No-reference figures of one signal:
 ``voiced_share`` (frames the tracker calls voiced) and DNSMOS P.835 ``dnsmos_sig/bak/ovrl`` plus P.808
 ``dnsmos_p808`` (optional: needs the ``speechmos`` and ``onnxruntime`` packages). A metric that cannot run
 is absent from the values, never zero, and ``MetricValues.absent`` says why.
@@ -35,6 +35,7 @@ FULL_REFERENCE = (
     "mrstft",
     "vuv_f1",
     "f0_rmse_cents",
+    "gross_pitch_error",
     "periodicity",
     "log_mel_distance",
 )
@@ -49,6 +50,7 @@ HIGHER_IS_BETTER = frozenset(
 PITCH_FMIN_HZ = 50.0  # the search range of the pitch tracker (speech; torchcrepe's default range too)
 PITCH_FMAX_HZ = 550.0
 PITCH_HOP_SECONDS = 0.01
+GROSS_PITCH_ERROR = 0.2  # an F0 more than 20 % off the recording's is a gross error (octave slips count)
 YIN_THRESHOLD = 0.1  # first dip of the normalised difference below this is the period (the YIN paper's value)
 VOICING_THRESHOLD = 0.35  # voiced below this at the period (matches pYIN voicing on 92 % of corpus frames)
 SILENCE_DB = -60.0  # frames quieter than this (RMS, dB re full scale) are unvoiced with periodicity 0
@@ -150,8 +152,9 @@ def _yin_period(normalised: torch.Tensor, min_lag: int) -> tuple[torch.Tensor, t
 
 
 def pitch_metrics(synthesis: PitchTrack, reference: PitchTrack) -> MetricValues:
-    """V/UV F1 (the reference's voicing is the truth), F0 RMSE in cents on frames voiced in both, and the
-    periodicity error (RMS difference of periodicity over all frames)."""
+    """V/UV F1 (the reference's voicing is the truth); on frames voiced in both, the F0 RMSE in cents and
+    the gross pitch error (share of those frames whose F0 is more than 20 % off: octave slips, which
+    dominate the RMSE, counted apart); and the periodicity error (RMS difference over all frames)."""
     frames = min(synthesis.voiced.size, reference.voiced.size)
     ours, truth = synthesis.voiced[:frames], reference.voiced[:frames]
     true_pos = int((ours & truth).sum())
@@ -164,8 +167,12 @@ def pitch_metrics(synthesis: PitchTrack, reference: PitchTrack) -> MetricValues:
     if both.any():
         cents = 1200 * np.log2(synthesis.f0_hz[:frames][both] / reference.f0_hz[:frames][both])
         out.values["f0_rmse_cents"] = float(np.sqrt(np.mean(cents**2)))
+        ratio = synthesis.f0_hz[:frames][both] / reference.f0_hz[:frames][both]
+        out.values["gross_pitch_error"] = float(np.mean(np.abs(ratio - 1.0) > GROSS_PITCH_ERROR))
     else:
-        out.absent["f0_rmse_cents"] = "no frame is voiced in both signals"
+        out.absent.update(
+            dict.fromkeys(("f0_rmse_cents", "gross_pitch_error"), "no frame is voiced in both signals")
+        )
     return out
 
 
@@ -323,7 +330,11 @@ class MetricSuite:
             ("pitch", lambda: self._pitch_values(synthesis, reference)),
             ("log_mel_distance", lambda: {"log_mel_distance": self._log_mel(synthesis, reference)}),
         ):
-            wanted = ("vuv_f1", "f0_rmse_cents", "periodicity") if name == "pitch" else (name,)
+            wanted = (
+                ("vuv_f1", "f0_rmse_cents", "gross_pitch_error", "periodicity")
+                if name == "pitch"
+                else (name,)
+            )
             if any(metric in self.names for metric in wanted):
                 self._run(name, compute, wanted, out, length)
         own = self.no_reference(synthesis)
@@ -348,7 +359,7 @@ class MetricSuite:
 
     def cost_ms_per_second(self) -> dict[str, float]:
         """Wall time of each metric so far, in ms per second of scored audio (``pitch`` covers vuv_f1,
-        f0_rmse_cents and periodicity; ``dnsmos`` all four DNSMOS figures)."""
+        f0_rmse_cents, gross_pitch_error and periodicity; ``dnsmos`` all four DNSMOS figures)."""
         order = ("pesq", "stoi", "mcd_db", "mrstft", "pitch", "log_mel_distance", "voiced_share", "dnsmos")
         return {
             name: 1000 * self.seconds[name] / max(self.audio_seconds[name], 1e-9)
@@ -436,7 +447,7 @@ class MetricSuite:
     def _dnsmos_values(self, signal: Analysis) -> dict[str, float | str]:
         seconds = signal.audio.shape[0] / self.sampling_rate
         if seconds < DNSMOS_MIN_SECONDS:
-            return dict.fromkeys(DNSMOS, f"clip of {seconds:.2f} s is shorter than {DNSMOS_MIN_SECONDS:g} s")
+            return dict.fromkeys(DNSMOS, f"clip shorter than {DNSMOS_MIN_SECONDS:g} s")
         model = self._dnsmos
         if isinstance(model, str):
             return dict.fromkeys(DNSMOS, model)

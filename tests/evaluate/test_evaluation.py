@@ -17,7 +17,7 @@ from waveglow.audio import MelSpectrogram, load_audio
 from waveglow.checkpoints import save_model
 from waveglow.config import Config, DataConfig
 from waveglow.evaluate.__main__ import main
-from waveglow.evaluate.report import clip_nll, copy_synthesis, evaluate_model
+from waveglow.evaluate.report import _grouped_notes, clip_nll, copy_synthesis, evaluate_model, mean_metrics
 from waveglow.metrics import log_mel_distance
 from waveglow.model.loss import WaveGlowLoss
 
@@ -91,7 +91,17 @@ def test_python_dash_m_entry_point(monkeypatch, capsys):
 # ------------------------------------------------------------------- metrics, baselines and the report
 
 SPEECH = sorted((REPO / "demo" / "clips").glob("real_en_allison__vm-*.flac"))
-QUICK = ("pesq", "stoi", "mcd_db", "mrstft", "vuv_f1", "f0_rmse_cents", "periodicity", "voiced_share")
+QUICK = (
+    "pesq",
+    "stoi",
+    "mcd_db",
+    "mrstft",
+    "vuv_f1",
+    "f0_rmse_cents",
+    "gross_pitch_error",
+    "periodicity",
+    "voiced_share",
+)
 
 
 def speech_clips(folder: Path, count: int, rate: int, seconds: float = 1.2) -> list[Path]:
@@ -128,7 +138,7 @@ def test_evaluate_model_reports_metrics_beside_griffin_lim_and_the_recordings(tm
     )
     saved = json.loads((tmp_path / "out/report.json").read_text())
     assert set(saved) >= {"files", "mean", "baselines", "absent", "clips", "nll", "metric_cost_ms_per_second"}
-    assert set(saved["mean"]) >= {"nll", "log_mel_distance", *QUICK} - {"f0_rmse_cents"}
+    assert set(saved["mean"]) >= {"nll", "log_mel_distance", *QUICK} - {"f0_rmse_cents", "gross_pitch_error"}
     assert saved["mean"]["nll"] == pytest.approx(report.nll) and saved["nll"] == pytest.approx(report.nll)
     assert saved["mean"]["log_mel_distance"] == pytest.approx(report.log_mel_distance)
     assert 0 <= saved["mean"]["stoi"] <= 1 and 1 <= saved["mean"]["pesq"] <= 4.65
@@ -249,3 +259,20 @@ def test_evaluate_follows_the_data_check_and_the_exit_codes_of_infer(tmp_path, c
         assert main(["--checkpoint", *args, str(filelist)]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+
+
+def test_partial_metrics_are_counted_and_each_reason_is_written_once():
+    short = {
+        "metrics": {"stoi": 0.8},
+        "absent": {"dnsmos_sig": "clip shorter than 1 s", "dnsmos_p808": "clip shorter than 1 s"},
+    }
+    full = {"metrics": {"stoi": 0.9, "dnsmos_sig": 2.0, "dnsmos_p808": 3.0}, "absent": {}}
+    means, absent = mean_metrics([short, short, short, full], [1.0] * 4)
+    assert means["stoi"] == pytest.approx(0.825) and means["dnsmos_p808"] == pytest.approx(3.0)
+    assert absent["dnsmos_p808"] == "mean over 1 of 4 files; others: clip shorter than 1 s (3 files)"
+    notes = {(system, k): v for system in ("model", "Griffin-Lim") for k, v in absent.items()}
+    notes[("Griffin-Lim", "nll")] = "Griffin-Lim has no likelihood"
+    assert _grouped_notes(notes) == [
+        "- model, Griffin-Lim: dnsmos_sig, dnsmos_p808: mean over 1 of 4 files; others: clip shorter than 1 s (3 files)",
+        "- Griffin-Lim: nll: Griffin-Lim has no likelihood",
+    ]

@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -305,6 +306,22 @@ def _as_dict(values: MetricValues) -> dict[str, Any]:
     return {"metrics": values.values, "absent": values.absent}
 
 
+def _grouped_notes(notes: dict[tuple[str, str], str]) -> list[str]:
+    """One markdown bullet per distinct reason, naming every (system, metric) it applies to."""
+    by_reason: dict[str, dict[str, list[str]]] = {}
+    for (system, metric), reason in notes.items():
+        by_reason.setdefault(reason, {}).setdefault(system, []).append(metric)
+    lines = []
+    for reason, systems in by_reason.items():
+        metric_sets = {tuple(m) for m in systems.values()}
+        if len(metric_sets) == 1:
+            who = f"{', '.join(systems)}: {', '.join(metric_sets.pop())}"
+        else:
+            who = "; ".join(f"{system}: {', '.join(m)}" for system, m in systems.items())
+        lines.append(f"- {who}: {reason}")
+    return lines
+
+
 def mean_metrics(
     entries: list[dict[str, Any]], weights: list[float]
 ) -> tuple[dict[str, float], dict[str, str]]:
@@ -314,15 +331,16 @@ def mean_metrics(
     names = [n for n in REPORT_ORDER if any(n in e["metrics"] or n in e["absent"] for e in entries)]
     for name in names:
         have = [(e["metrics"][name], w) for e, w in zip(entries, weights) if name in e["metrics"]]
-        reasons = sorted({e["absent"][name] for e in entries if name in e["absent"]})
+        reasons = Counter(e["absent"][name] for e in entries if name in e["absent"])
+        why = "; ".join(f"{r} ({n} file{'s' * (n > 1)})" if n > 1 else r for r, n in sorted(reasons.items()))
         if have:
             values, counts = zip(*have)
             weight = counts if name == "nll" else [1.0] * len(values)
             means[name] = float(np.average(values, weights=weight))
             if reasons:
-                absent[name] = f"mean over {len(have)} of {len(entries)} files; others: {'; '.join(reasons)}"
-        else:
-            absent[name] = "; ".join(reasons)
+                absent[name] = f"mean over {len(have)} of {len(entries)} files; others: {why}"
+        else:  # absent in every file: the reasons alone (a count only when they differ)
+            absent[name] = why if len(reasons) > 1 else next(iter(reasons))
     return means, absent
 
 
@@ -456,12 +474,12 @@ def markdown_table(report: EvaluationReport) -> str:
             continue
         cells = [_number(means.get(metric)) for means in systems.values()]
         lines.append(f"| {metric} | {_better(metric)} | " + " | ".join(cells) + " |")
-    notes = {f"{SYSTEMS['model']}: {k}": v for k, v in report.absent.items()}
+    notes = {(SYSTEMS["model"], k): v for k, v in report.absent.items()}
     for name in ("griffin_lim", "ground_truth"):
         for metric, reason in report.baselines.get(name, {}).get("absent", {}).items():
-            notes[f"{SYSTEMS[name]}: {metric}"] = reason
+            notes[(SYSTEMS[name], metric)] = reason
     if notes:
-        lines += ["", "Missing or partial figures:", ""] + [f"- {k}: {v}" for k, v in notes.items()]
+        lines += ["", "Missing or partial figures:", ""] + _grouped_notes(notes)
     if report.metric_cost_ms_per_second:
         cost = ", ".join(f"{k} {v:.1f}" for k, v in report.metric_cost_ms_per_second.items())
         where = report.environment
