@@ -26,9 +26,19 @@ MODELS: dict[str, ModelConfig] = {
     "default": ModelConfig(),  # the published model, 87.9M parameters
     "small": ModelConfig(n_flows=8, n_layers=4, n_channels=128),
     "demo": ModelConfig(n_flows=8, n_layers=4, n_channels=32),  # configs/demo.yaml, 8.1M parameters
-    # configs/light.yaml (and the bundled voice): the SqueezeWave-style light flow, 5.7M parameters
+    # configs/light.yaml: the SqueezeWave-style light flow, 5.7M parameters
     "light": ModelConfig(
         architecture="light", n_group=128, n_early_every=2, n_early_size=16, n_layers=8, n_channels=112
+    ),
+    # the bundled voice (configs/allison_light.yaml): the same flow on MDCT bands
+    "light-mdct": ModelConfig(
+        architecture="light",
+        n_group=128,
+        n_early_every=2,
+        n_early_size=16,
+        n_layers=8,
+        n_channels=112,
+        squeeze="mdct",
     ),
 }
 
