@@ -186,6 +186,7 @@ class TrainConfig:
     # distance between the recording and a synthesis from the same mel through the reverse pass
     stft_loss_weight: float = 0.0
     stft_loss_sigma: float = 0.6  # std of z for that synthesis
+    stft_loss_start_step: int = 0  # the extra term counts from this optimiser step on (0: from the first)
     grad_clip_thresh: float = 0.0  # max gradient norm (0: no clipping)
     lr_schedule: str = "constant"  # constant | cosine | step
     lr_warmup_steps: int = 0  # linear warm-up steps
@@ -257,6 +258,10 @@ class Config:
             raise ConfigError(f"train.stft_loss_weight must be >= 0, got {self.train.stft_loss_weight}")
         if not (self.train.stft_loss_sigma >= 0 and math.isfinite(self.train.stft_loss_sigma)):
             raise ConfigError(f"train.stft_loss_sigma must be >= 0, got {self.train.stft_loss_sigma}")
+        if self.train.stft_loss_start_step < 0:
+            raise ConfigError(
+                f"train.stft_loss_start_step must be >= 0, got {self.train.stft_loss_start_step}"
+            )
         if not (self.train.sigma > 0 and math.isfinite(self.train.sigma)):
             raise ConfigError(f"train.sigma must be positive, got {self.train.sigma}")
         if not (self.train.collective_timeout_s > 0 and math.isfinite(self.train.collective_timeout_s)):

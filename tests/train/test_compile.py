@@ -1,6 +1,7 @@
 """train.compile: the training step under torch.compile trains like the eager one, its checkpoints hold the
 plain model's weights (loadable, resumable without compiling), and a machine without a C++ compiler gets a
-clear error before the first step. CPU, the tiny model with the sample loss (forward and reverse pass)."""
+clear error before the first step. CPU, the tiny model with the sample loss (forward and reverse pass), which
+also starts at train.stft_loss_start_step."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import torch
 from conftest import make_clips, tiny_config, train_losses, write_list
 
 from waveglow.checkpoints import load_model
+from waveglow.config import ConfigError
+from waveglow.train.log import read_metrics
 from waveglow.train.loop import TrainingError, train
 from waveglow.train.setup import build_model
 
@@ -57,3 +60,19 @@ def test_compile_without_a_cpp_compiler_is_a_clear_error(tmp_path, monkeypatch):
     cfg = tiny_config(tmp_path / "data", compile=True, validate_at_start=False)
     with pytest.raises(TrainingError, match="'no-such-compiler-g\\+\\+' is not on PATH.*train.compile false"):
         train(cfg, tmp_path / "run")
+
+
+def test_the_sample_loss_counts_from_its_start_step(tmp_path):
+    cfg = _config(
+        tmp_path / "data", max_steps=5, validation_interval=100, stft_loss_weight=0.1, stft_loss_start_step=3
+    )
+    train(cfg, tmp_path / "run")
+    records = {r["step"]: r for r in read_metrics(tmp_path / "run/metrics.jsonl") if r["kind"] == "train"}
+    assert sorted(records) == [1, 2, 3, 4, 5]
+    # a record's step counts the step just taken: optimiser steps 0-2 (records 1-3) are the NLL alone
+    assert all("stft_sc" not in records[s] for s in (1, 2, 3))
+    for s in (4, 5):
+        extra = 0.1 * (records[s]["stft_sc"] + records[s]["stft_log_mag"])
+        assert records[s]["loss"] == pytest.approx(records[s]["nll"] + extra, rel=1e-5)
+    with pytest.raises(ConfigError, match="stft_loss_start_step"):
+        _config(tmp_path / "data", stft_loss_start_step=-1)

@@ -310,7 +310,7 @@ class Trainer:
         audio = audio.to(self.env.device, non_blocking=True)
         mel = None if mel is None else mel.to(self.env.device, non_blocking=True)
         sample_z = None
-        if self.sample_loss is not None:
+        if self.sample_loss is not None and state.step >= tcfg.stft_loss_start_step:
             sample_z = self.sample_loss.noise(audio, self.cfg.model.n_group, state.step, self.env.rank)
         result = train_step(self.step_context, audio, mel, sample_z, stop=time_up)
         state.batch_in_epoch += 1

@@ -175,7 +175,7 @@ def _timed_step(
     audio = audio.to(device)
     mel = None if mel is None else mel.to(device)
     sample_z = None
-    if ctx.sample_loss is not None:
+    if ctx.sample_loss is not None and step >= cfg.train.stft_loss_start_step:
         sample_z = ctx.sample_loss.noise(audio, cfg.model.n_group, step, 0)
     result = train_step(ctx, audio, mel, sample_z)  # reads its figures back: the step has finished
     run.wall_s.append(time.perf_counter() - wall)
