@@ -3,10 +3,11 @@
 Full-reference metrics of (synthesis, reference) at one sampling rate: ``pesq`` (wideband, both signals
 resampled to 16 kHz), ``stoi``, ``mcd_db`` (mel-cepstral distortion), ``mrstft`` (multi-resolution STFT
 distance, ``stft_loss``'s), ``vuv_f1``, ``f0_rmse_cents``, ``gross_pitch_error`` and ``periodicity`` (from
-one YIN pitch tracker, :func:`track_pitch`) and ``log_mel_distance`` (the project's mel). No-reference figures of one signal:
-``voiced_share`` (frames the tracker calls voiced) and DNSMOS P.835 ``dnsmos_sig/bak/ovrl`` plus P.808
-``dnsmos_p808`` (optional: needs the ``speechmos`` and ``onnxruntime`` packages). A metric that cannot run
-is absent from the values, never zero, and ``MetricValues.absent`` says why.
+one YIN pitch tracker, :func:`track_pitch`) and ``log_mel_distance`` (the project's mel). No-reference
+figures of one signal: ``voiced_share`` (frames the tracker calls voiced) and DNSMOS P.835
+``dnsmos_sig/bak/ovrl`` plus P.808 ``dnsmos_p808`` (optional: needs the ``speechmos`` and ``onnxruntime``
+packages). A metric that cannot run is absent from the values, never zero, and ``MetricValues.absent`` says
+why.
 
 :class:`MetricSuite` holds what is built once (filters, windows, the DNSMOS sessions) and times each metric;
 :func:`compute_metrics` is the one-call form.
@@ -165,9 +166,9 @@ def pitch_metrics(synthesis: PitchTrack, reference: PitchTrack) -> MetricValues:
     out.values["periodicity"] = float(np.sqrt(np.mean(gap**2))) if frames else math.nan
     both = ours & truth
     if both.any():
-        cents = 1200 * np.log2(synthesis.f0_hz[:frames][both] / reference.f0_hz[:frames][both])
-        out.values["f0_rmse_cents"] = float(np.sqrt(np.mean(cents**2)))
         ratio = synthesis.f0_hz[:frames][both] / reference.f0_hz[:frames][both]
+        cents = 1200 * np.log2(ratio)
+        out.values["f0_rmse_cents"] = float(np.sqrt(np.mean(cents**2)))
         out.values["gross_pitch_error"] = float(np.mean(np.abs(ratio - 1.0) > GROSS_PITCH_ERROR))
     else:
         out.absent.update(
