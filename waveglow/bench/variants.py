@@ -9,6 +9,7 @@ matrix products use TF32, which cuDNN does by default on Ampere and later GPUs).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,24 +23,17 @@ from waveglow.model.architectures import Flow, build_flow
 from waveglow.synth.fast import PRECISIONS, prepare_for_inference
 from waveglow.synth.vocoder import Vocoder
 
+# configs/light.yaml: the SqueezeWave-style light flow, 5.7M parameters
+LIGHT = ModelConfig(
+    architecture="light", n_group=128, n_early_every=2, n_early_size=16, n_layers=8, n_channels=112
+)
 MODELS: dict[str, ModelConfig] = {
     "default": ModelConfig(),  # the published model, 87.9M parameters
     "small": ModelConfig(n_flows=8, n_layers=4, n_channels=128),
     "demo": ModelConfig(n_flows=8, n_layers=4, n_channels=32),  # configs/demo.yaml, 8.1M parameters
-    # configs/light.yaml: the SqueezeWave-style light flow, 5.7M parameters
-    "light": ModelConfig(
-        architecture="light", n_group=128, n_early_every=2, n_early_size=16, n_layers=8, n_channels=112
-    ),
+    "light": LIGHT,
     # the bundled voice (configs/allison_light.yaml): the same flow on MDCT bands
-    "light-mdct": ModelConfig(
-        architecture="light",
-        n_group=128,
-        n_early_every=2,
-        n_early_size=16,
-        n_layers=8,
-        n_channels=112,
-        squeeze="mdct",
-    ),
+    "light-mdct": dataclasses.replace(LIGHT, squeeze="mdct"),
 }
 
 

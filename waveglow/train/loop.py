@@ -226,12 +226,9 @@ class Trainer:
         )
         if cfg.train.compile:
             self.ddp = compiled_for_training(self.ddp, env.device)
-        tcfg = cfg.train
-        self.sample_loss = (
-            SampleLoss(tcfg.stft_loss_weight, tcfg.stft_loss_sigma, tcfg.seed).to(env.device)
-            if tcfg.stft_loss_weight > 0
-            else None
-        )
+        self.sample_loss = SampleLoss.from_config(cfg.train)
+        if self.sample_loss is not None:
+            self.sample_loss.to(env.device)
         self.mel_fn = MelSpectrogram(cfg.audio).to(env.device)
         self.loss_fn = WaveGlowLoss(cfg.train.sigma)
         self.step_context = StepContext(
@@ -310,7 +307,7 @@ class Trainer:
         audio = audio.to(self.env.device, non_blocking=True)
         mel = None if mel is None else mel.to(self.env.device, non_blocking=True)
         sample_z = None
-        if self.sample_loss is not None and state.step >= tcfg.stft_loss_start_step:
+        if self.sample_loss is not None:
             sample_z = self.sample_loss.noise(audio, self.cfg.model.n_group, state.step, self.env.rank)
         result = train_step(self.step_context, audio, mel, sample_z, stop=time_up)
         state.batch_in_epoch += 1

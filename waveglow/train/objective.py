@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from waveglow.config import TrainConfig
 from waveglow.model.flow import FlowOutput
 from waveglow.stft_loss import MultiResolutionSTFTLoss, STFTDistance
 
@@ -36,15 +37,27 @@ class FlowObjective(nn.Module):
 
 
 class SampleLoss(nn.Module):
-    """The weighted MR-STFT distance of a synthesis from the same mel; noise derived from (seed, step, rank)."""
+    """The weighted MR-STFT distance of a synthesis from the same mel; noise derived from (seed, step, rank).
 
-    def __init__(self, weight: float, sigma: float, seed: int):
+    It counts from optimiser step ``start_step`` on: before it, ``noise`` gives None (no synthesis)."""
+
+    def __init__(self, weight: float, sigma: float, seed: int, start_step: int = 0):
         super().__init__()
-        self.weight, self.sigma, self.seed = weight, sigma, seed
+        self.weight, self.sigma, self.seed, self.start_step = weight, sigma, seed, start_step
         self.stft = MultiResolutionSTFTLoss()
 
-    def noise(self, audio: torch.Tensor, n_group: int, step: int, rank: int) -> torch.Tensor:
-        """z (B, n_group, T // n_group) ~ N(0, sigma^2), the same on a resumed run as on an uninterrupted one."""
+    @classmethod
+    def from_config(cls, tcfg: TrainConfig) -> SampleLoss | None:
+        """``train.stft_loss_*`` as a SampleLoss, or None where the weight is 0 (the published objective)."""
+        if tcfg.stft_loss_weight <= 0:
+            return None
+        return cls(tcfg.stft_loss_weight, tcfg.stft_loss_sigma, tcfg.seed, tcfg.stft_loss_start_step)
+
+    def noise(self, audio: torch.Tensor, n_group: int, step: int, rank: int) -> torch.Tensor | None:
+        """z (B, n_group, T // n_group) ~ N(0, sigma^2), the same on a resumed run as on an uninterrupted one;
+        None before ``start_step``."""
+        if step < self.start_step:
+            return None
         generator = torch.Generator(device=audio.device).manual_seed(
             (self.seed * 1_000_003 + step) * 1_009 + rank
         )

@@ -132,11 +132,9 @@ def replay(
     initial = build_model(cfg)  # seeded by train.seed
     mel_fn = MelSpectrogram(cfg.audio).to(dev)
     loss_fn = WaveGlowLoss(tcfg.sigma)
-    sample_loss = (
-        SampleLoss(tcfg.stft_loss_weight, tcfg.stft_loss_sigma, tcfg.seed).to(dev)
-        if tcfg.stft_loss_weight > 0
-        else None
-    )
+    sample_loss = SampleLoss.from_config(tcfg)
+    if sample_loss is not None:
+        sample_loss.to(dev)
     contexts, runs = {}, {}
     for variant in precisions:
         precision, compiled = parse_variant(variant)
@@ -175,7 +173,7 @@ def _timed_step(
     audio = audio.to(device)
     mel = None if mel is None else mel.to(device)
     sample_z = None
-    if ctx.sample_loss is not None and step >= cfg.train.stft_loss_start_step:
+    if ctx.sample_loss is not None:
         sample_z = ctx.sample_loss.noise(audio, cfg.model.n_group, step, 0)
     result = train_step(ctx, audio, mel, sample_z)  # reads its figures back: the step has finished
     run.wall_s.append(time.perf_counter() - wall)
