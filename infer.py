@@ -21,7 +21,7 @@ from waveglow.cli import (
 )
 from waveglow.interrupts import StopSignals, signal_exit_code
 from waveglow.synth.batch import JobOptions, synthesize_files
-from waveglow.synth.vocoder import DEFAULT_MAX_FRAMES, DEFAULT_OVERLAP_FRAMES, ENGINES, PRECISIONS
+from waveglow.synth.vocoder import DEFAULT_MAX_FRAMES, DEFAULT_OVERLAP_FRAMES, ENGINES, PRECISION_CHOICES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STRENGTH",
         help="bias-removal strength, e.g. 0.1 (default 0: off)",
     )
-    parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32", help="default fp32")
+    parser.add_argument(
+        "--precision",
+        choices=list(PRECISION_CHOICES),
+        default="fp32",
+        help="default fp32 (exact); auto: the faster of fp32 and bf16 where the CPU has bf16 natively, "
+        "measured once and cached (not exact), fp32 on other CPUs, bf16 or fp16 on CUDA",
+    )
     parser.add_argument(
         "--batch-size", type=int, default=8, help="inputs per pass, grouped by length (default 8)"
     )

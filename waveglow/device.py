@@ -97,6 +97,30 @@ def cpuinfo_fields(cpuinfo: str | None = None) -> dict[str, str]:
     return fields
 
 
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 instruction sets that compute in bf16 natively
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether the CPU computes bf16 natively (an x86 flag of NATIVE_BF16_FLAGS in /proc/cpuinfo); elsewhere
+    torch emulates bf16, slower than fp32. Other architectures count as not native (not measured)."""
+    flags = set((cpuinfo_fields(cpuinfo).get("flags") or "").split())
+    return any(flag in flags for flag in NATIVE_BF16_FLAGS)
+
+
+def auto_precisions(device: torch.device, cpuinfo: str | None = None) -> tuple[str, ...]:
+    """The synthesis precisions ``precision="auto"`` chooses among on ``device``, fp32 first.
+
+    CPU: fp32 and bf16 where the CPU has bf16 natively (the faster one is then measured), else fp32 alone.
+    CUDA: bf16 where the GPU supports it, else fp16 (not measured: no GPU has run this code yet). Other
+    devices: fp32.
+    """
+    if device.type == "cpu":
+        return ("fp32", "bf16") if cpu_has_native_bf16(cpuinfo) else ("fp32",)
+    if device.type == "cuda":
+        return ("bf16",) if torch.cuda.is_bf16_supported() else ("fp16",)
+    return ("fp32",)
+
+
 def check_precision(device: torch.device, dtype: torch.dtype, engine: str) -> None:
     """Fail early, with a clear message, where this device cannot run the engine's work in ``dtype``: matrix
     products for the fast engine, convolutions under autocast for the eager one."""

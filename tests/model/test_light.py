@@ -263,7 +263,9 @@ def test_vocoder_batches_of_mixed_lengths_equal_single_items(tmp_path, model_cfg
     single = [vocoder([mel], sigma=0.6, seeds=[seed])[0] for mel, seed in zip(mels, (1, 2))]
     assert [a.shape[0] for a in batch] == [7 * 16, 12 * 16]
     for a, b in zip(batch, single):
-        assert torch.equal(a, b)
+        # equal to float rounding: bit for bit on AVX2 and AVX-512 EPYC CPUs, 2e-7 apart on an AMX Xeon
+        # (oneDNN picks its matrix-product kernels by shape there, and a batch has another shape)
+        assert (a - b).abs().max().item() < 1e-5
     with pytest.raises(ValueError, match="not the light flow"):
         Vocoder.from_checkpoint(tmp_path / "light.pt", device="cpu", compile=True)
 

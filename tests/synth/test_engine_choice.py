@@ -3,12 +3,13 @@ per key, a damaged or unwritable cache only means measuring again. Timing comes 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 
 import pytest
 import torch
-from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model
+from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model, randomize_end
 
 from waveglow.model.architectures import build_flow
 from waveglow.synth.engine_choice import cache_file, choice_key, choose_engine
@@ -127,3 +128,111 @@ def test_vocoder_auto_engine_measures_once_then_reads_the_cache(tmp_path, monkey
         build_flow(light_cfg, TINY_AUDIO), Config(model=light_cfg, audio=TINY_AUDIO), device="cpu"
     )
     assert light.engine == "eager" and light.engine_choice is None and calls == []
+
+
+def test_vocoder_auto_precision_times_each_engine_in_each_precision(tmp_path, monkeypatch):
+    """precision="auto" where the CPU has native bf16 (faked, so that it runs on any CPU): the four (engine,
+    precision) pairs are timed once and the fastest is taken, under a key of its own; a cached pair is obeyed
+    and synthesises what that precision and engine give when asked for; without native bf16 it is the fp32
+    engine choice; the light flow times its own pass in both precisions; compile still compiles."""
+    from waveglow import Config, Vocoder
+    from waveglow.synth import vocoder as vocoder_module
+
+    cache = tmp_path / "engines.json"
+    monkeypatch.setenv("WAVEGLOW_ENGINE_CACHE", str(cache))
+    monkeypatch.setattr(vocoder_module, "auto_precisions", lambda device: ("fp32", "bf16"))
+    cfg = Config(model=TINY_MODEL, audio=TINY_AUDIO)
+    first = Vocoder(make_tiny_model(), cfg, device="cpu", precision="auto")
+    choice = first.engine_choice
+    assert choice.measured and set(choice.seconds) == {"fast-fp32", "eager-fp32", "fast-bf16", "eager-bf16"}
+    assert f"{first.engine}-{first.precision}" == choice.engine == min(choice.seconds, key=choice.seconds.get)
+    assert first.dtype == {"fp32": torch.float32, "bf16": torch.bfloat16}[first.precision]
+    assert json.loads(choice.key)["precision"] == "auto:fp32,bf16"
+
+    stored = json.loads(cache.read_text())
+    stored["choices"][choice.key] = {"engine": "fast-bf16"}
+    cache.write_text(json.dumps(stored))
+    chosen = Vocoder(make_tiny_model(), cfg, device="cpu", precision="auto")
+    assert (chosen.engine, chosen.precision, chosen.dtype) == ("fast", "bf16", torch.bfloat16)
+    assert not chosen.engine_choice.measured
+    asked = Vocoder(make_tiny_model(), cfg, device="cpu", precision="bf16", engine="fast")
+    fp32 = Vocoder(make_tiny_model(), cfg, device="cpu", precision="fp32", engine="fast")
+    mel = torch.randn(TINY_AUDIO.n_mel_channels, 12, generator=torch.Generator().manual_seed(0)) - 6.0
+    audio = chosen(mel, sigma=0.6, seeds=[3])
+    assert torch.equal(audio, asked(mel, sigma=0.6, seeds=[3]))
+    assert 0 < (audio - fp32(mel, sigma=0.6, seeds=[3])).abs().max() < 0.05  # bf16: close, not exact
+
+    monkeypatch.setattr(vocoder_module, "auto_precisions", lambda device: ("fp32",))
+    plain = Vocoder(make_tiny_model(), cfg, device="cpu", precision="auto")
+    assert plain.precision == "fp32" and json.loads(plain.engine_choice.key)["precision"] == "fp32"
+    assert set(plain.engine_choice.seconds) == {"fast", "eager"}
+
+    monkeypatch.setattr(vocoder_module, "auto_precisions", lambda device: ("fp32", "bf16"))
+    light_cfg = dataclasses.replace(TINY_MODEL, architecture="light")
+    light = Vocoder(
+        build_flow(light_cfg, TINY_AUDIO),
+        Config(model=light_cfg, audio=TINY_AUDIO),
+        device="cpu",
+        precision="auto",
+    )
+    assert set(light.engine_choice.seconds) == {"eager-fp32", "eager-bf16"} and light.engine == "eager"
+    assert set(light.precision_choices) == {32, 128, 512, 2048}  # the batch sizes it was timed at
+    assert light.precision_choices[2048].engine == f"eager-{light.precision}"  # the largest batches' winner
+
+    built = []  # compile=True: the pair is timed uncompiled, then the chosen precision is built compiled
+    real_prepare = vocoder_module.prepare_for_inference
+
+    def prepare(model, device, precision, compile=False, **kwargs):
+        built.append((precision, compile))
+        return real_prepare(model, device, precision, **kwargs)
+
+    monkeypatch.setattr(vocoder_module, "prepare_for_inference", prepare)
+    monkeypatch.setenv("WAVEGLOW_ENGINE_CACHE", str(tmp_path / "other.json"))
+    compiled = Vocoder(make_tiny_model(), cfg, device="cpu", precision="auto", compile=True)
+    assert set(compiled.engine_choice.seconds) == {"fast-fp32", "fast-bf16"}
+    assert built == [("fp32", False), ("bf16", False), (compiled.precision, True)]
+
+
+@pytest.mark.parametrize(
+    "winners, precision, fp32_below",
+    [
+        (("fp32", "fp32", "bf16", "bf16"), "bf16", 512),
+        (("fp32", "bf16", "fp32", "bf16"), "bf16", 2048),
+        (("bf16", "bf16", "bf16", "bf16"), "bf16", 0),
+        (("bf16", "bf16", "bf16", "fp32"), "fp32", 0),
+    ],
+)
+def test_light_flow_auto_precision_follows_the_batch_size(
+    tmp_path, monkeypatch, winners, precision, fp32_below
+):
+    """precision="auto" with the light flow: the winner at each probe size (here from the cache) sets the
+    precision of large batches and the size below which batches run in fp32; a small batch then synthesises
+    exactly what fp32 gives, a large one what bf16 gives."""
+    from waveglow import Config, Vocoder
+    from waveglow.synth import vocoder as vocoder_module
+
+    cache = tmp_path / "engines.json"
+    monkeypatch.setenv("WAVEGLOW_ENGINE_CACHE", str(cache))
+    monkeypatch.setattr(vocoder_module, "auto_precisions", lambda device: ("fp32", "bf16"))
+    light_cfg = dataclasses.replace(TINY_MODEL, architecture="light")
+    cfg = Config(model=light_cfg, audio=TINY_AUDIO)
+    cpu = torch.device("cpu")
+    choices = {}
+    for frames, winner in zip(vocoder_module.LIGHT_PROBE_FRAMES, winners):
+        label = "auto:fp32,bf16" + ("" if frames == vocoder_module.PROBE_FRAMES else f"@{frames}")
+        choices[choice_key(cpu, light_cfg, label)] = {"engine": f"eager-{winner}"}
+    cache.write_text(json.dumps({"format": 1, "choices": choices}))
+    model = randomize_end(build_flow(light_cfg, TINY_AUDIO))  # couplings that are not identities
+    auto = Vocoder(copy.deepcopy(model), cfg, device="cpu", precision="auto")
+    assert (auto.precision, auto.fp32_below_frames) == (precision, fp32_below)
+    assert not any(choice.measured for choice in auto.precision_choices.values())
+    fixed = {p: Vocoder(copy.deepcopy(model), cfg, device="cpu", precision=p) for p in ("fp32", "bf16")}
+    gen = torch.Generator().manual_seed(0)
+    for frames in (40, 600, 2100):
+        mel = torch.randn(TINY_AUDIO.n_mel_channels, frames, generator=gen) - 6.0
+        expected = "fp32" if frames < fp32_below else precision
+        assert auto.dtype_for(frames) == {"fp32": torch.float32, "bf16": torch.bfloat16}[expected]
+        audio = auto(mel, sigma=0.6, seeds=[1])
+        by_precision = {p: vocoder(mel, sigma=0.6, seeds=[1]) for p, vocoder in fixed.items()}
+        assert not torch.equal(by_precision["fp32"], by_precision["bf16"])  # so the check below can fail
+        assert torch.equal(audio, by_precision[expected]), frames

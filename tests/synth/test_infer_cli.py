@@ -227,7 +227,8 @@ def test_interrupted_run_leaves_no_partial_files_and_resumes(checkpoint, tmp_pat
 
 
 def test_cli_seed_and_precision(checkpoint, tmp_path):
-    """--seed: the same seed writes the same file, another seed other audio; --precision bf16 stays close."""
+    """--seed: the same seed writes the same file, another seed other audio; --precision bf16 stays close, and
+    so does auto (fp32 or bf16, whichever this CPU runs faster)."""
     folder = tmp_path / "in"
     folder.mkdir()
     np.save(folder / "u.npy", natural_mel(24, 5))
@@ -237,10 +238,12 @@ def test_cli_seed_and_precision(checkpoint, tmp_path):
         "b": ["--seed", "7"],
         "c": ["--seed", "8"],
         "bf16": ["--seed", "7", "--precision", "bf16"],
+        "auto": ["--seed", "7", "--precision", "auto"],
     }
     for name, flags in runs.items():
         assert infer.main([*common, *flags, "--output", str(tmp_path / name)]) == 0
-    a, b, c, bf16 = (read(tmp_path / name / "u.wav").astype(int) for name in runs)
+    a, b, c, bf16, auto = (read(tmp_path / name / "u.wav").astype(int) for name in runs)
+    assert np.abs(a - auto).max() < 0.05 * 32768
     assert a.shape == (24 * HOP,) and np.abs(a).max() > 1000
     assert np.array_equal(a, b)
     assert np.abs(a - c).max() > 1000

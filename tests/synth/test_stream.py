@@ -210,11 +210,13 @@ def test_short_look_ahead_differs_by_a_measured_amount(kind):
         assert audio.shape == one_pass.shape
         errors[lookahead] = (audio - one_pass).abs().max().item()
     # Measured: no look-ahead 0.26 / 0.38 / 0.30 (waveglow / light / hop12); half the field 5.2e-5 / 4.2e-6 /
-    # 3.1e-5; the whole field 0 / 0 / 1.5e-7 (rounding).
+    # 3.1e-5; the whole field 0 / 0 / 1.5e-7 (rounding) on AVX2 and AVX-512 EPYC CPUs. On an AMX Xeon the
+    # light flow's whole field differs by 1.1e-6 (half the field: 4.1e-6): oneDNN picks its matrix-product
+    # kernels by shape there, so a window and the whole utterance round differently.
     assert all(math.isfinite(e) for e in errors.values())
     assert errors[0] > 0.1
     assert 1e-6 < errors[right // 2] < 1e-3
-    assert errors[right] < 1e-6
+    assert errors[right] < min(3e-6, errors[right // 2] / 2)
 
 
 def test_stream_with_denoise_equals_one_pass(vocoder):

@@ -47,6 +47,7 @@ from waveglow.device import autocast, tf32
 from waveglow.model.flow import WaveGlow
 from waveglow.model.loss import WaveGlowLoss
 from waveglow.synth.fast import PRECISIONS
+from waveglow.synth.vocoder import Vocoder
 
 log = logging.getLogger(__name__)
 
@@ -98,10 +99,11 @@ def bench_synthesis(
     rows = []
     nominal = nominal_flops(model)
     for name in variants:
-        _, _, prepare_s, silent, noisy, first_call_s = built[name]
+        runner, _, prepare_s, silent, noisy, first_call_s = built[name]
         ratios = [base / mine for base, mine in zip(times["eager"], times[name])]
         median_time = statistics.median(times[name])
-        precision = precision_of(name)
+        # vocoder-auto: the precision the Vocoder chose
+        precision = runner.precision if isinstance(runner, Vocoder) else precision_of(name)
         executed = executed_flops(name, model) * n_samples / median_time / 1e9
         peak = used_peak(peaks, device, precision)
         rows.append(

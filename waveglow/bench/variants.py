@@ -21,7 +21,7 @@ from waveglow.config import AudioConfig, Config, ModelConfig
 from waveglow.device import tf32
 from waveglow.model.architectures import Flow, build_flow
 from waveglow.synth.fast import PRECISIONS, prepare_for_inference
-from waveglow.synth.vocoder import Vocoder
+from waveglow.synth.vocoder import PRECISION_CHOICES, Vocoder
 
 # configs/light.yaml: the SqueezeWave-style light flow, 5.7M parameters
 LIGHT = ModelConfig(
@@ -140,8 +140,9 @@ def make_variant(name: str, model: Flow, device: torch.device) -> tuple[Any, Cal
 
 def default_path(model: Flow, device: torch.device, precision: str) -> Vocoder:
     """What a user gets: ``Vocoder(model, config, precision=...)`` with its default engine ("auto": the
-    faster exact engine for this model here, timed once and cached)."""
-    if precision not in PRECISIONS:
+    faster exact engine for this model here, timed once and cached); precision "auto" (variant
+    ``vocoder-auto``) lets it choose the precision too."""
+    if precision not in PRECISION_CHOICES:
         raise ValueError(f"unknown precision {precision!r} in variant vocoder-{precision}")
     config = Config(model=model.model_cfg, audio=model.audio_cfg)
     return Vocoder(copy_model(model), config, device=device, precision=precision)

@@ -28,8 +28,9 @@ whole-utterance z, so away from chunk edges a chunk computes what one pass compu
 from __future__ import annotations
 
 import copy
+import logging
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,7 @@ import torch
 from waveglow.audio import MelSpectrogram
 from waveglow.checkpoints import list_pretrained, load_model, pretrained_path
 from waveglow.config import Config
-from waveglow.device import check_device, check_precision
+from waveglow.device import auto_precisions, check_device, check_precision
 from waveglow.model.flow import ReceptiveField, WaveGlow
 from waveglow.model.likelihood import LogLikelihood, log_likelihood
 from waveglow.synth.denoiser import BIAS_MODES, Denoiser
@@ -56,8 +57,15 @@ from waveglow.synth.inputs import (
 )
 from waveglow.synth.stream import DEFAULT_MIN_CHUNK_FRAMES, stream_audio
 
+log = logging.getLogger(__name__)
+
 ENGINES = ("auto", "fast", "eager")
-PROBE_FRAMES = 32  # mel frames of the input on which engine="auto" times the engines (0.37 s at hop 256)
+PRECISION_CHOICES = (*PRECISIONS, "auto")  # "auto": the fastest of auto_precisions(device), measured
+PROBE_FRAMES = 32  # mel frames on which engine="auto" / precision="auto" time candidates (0.37 s, hop 256)
+# precision="auto" for the light flow: whether bf16 beats fp32 there depends on the work in a batch (0.79x
+# fp32 at 1 s, 1.18x at 10 s, 1.92x at 8 x 10 s on an AMX Xeon), so it is timed at these batch sizes (items
+# x frames) and each batch runs in the precision that won at the largest probe it reaches
+LIGHT_PROBE_FRAMES = (32, 128, 512, 2048)
 DEFAULT_MAX_FRAMES = 4000  # 46 s at 22.05 kHz with hop 256: ordinary utterances run in one exact pass
 DEFAULT_OVERLAP_FRAMES = 128  # chunk overlap (1.5 s at 22.05 kHz, hop 256), crossfaded
 NOISE_BLOCK_COLUMNS = 64  # z is drawn in blocks of this many columns, so a prefix of z is the z of a prefix
@@ -69,7 +77,10 @@ class Vocoder:
 
     Carries its own audio settings (sampling_rate, hop_length, the mel front end) from the checkpoint's
     config. ``precision`` "fp32", "bf16" or "fp16" runs the coupling networks in that dtype; the flow's
-    carrier, z, the 1x1 inverses and the output stay float32.
+    carrier, z, the 1x1 inverses and the output stay float32. ``precision="auto"`` lets the Vocoder choose,
+    accepting output that is not exact: on a CPU with native bf16 (``avx512_bf16`` or ``amx_bf16``) the
+    faster of fp32 and bf16 for this model, timed with the engines on a short input and cached like the
+    engine; fp32 on other CPUs; bf16 (else fp16) on CUDA. ``precision`` then names the one chosen.
 
     ``engine`` (for WaveGlow; the light flow always runs its own reverse): "fast" synthesises with
     ``waveglow.synth.fast.FastWaveGlow`` (weight norm, 1x1 inverses, start and end folded in advance,
@@ -110,8 +121,6 @@ class Vocoder:
         self.bucket_lengths = (compile or cuda_graphs) if bucket_lengths is None else bucket_lengths
         self.config = config
         self.device = check_device(device, option="device")  # DeviceError naming it when absent here
-        self.precision = precision
-        self.dtype = PRECISIONS[precision]
         self.overlap_frames = overlap_frames
         self.denoiser_mode = denoiser_mode
         self.engine_choice: EngineChoice | None = None
@@ -119,9 +128,17 @@ class Vocoder:
         if model.has_weight_norm:
             model.remove_weight_norm()  # folded once, before either engine (or the choice) sees the weights
         model = model.eval().requires_grad_(False)
-        if engine == "auto":
-            engine = self._choose_engine(model)
+        engines = ("fast", "eager") if engine == "auto" else (engine,)
+        precisions = auto_precisions(self.device) if precision == "auto" else (precision,)
+        engine, precision, self.engine_choice = self._choose(model, engines, precisions)
+        # batches of fewer frames (items x frames) than this run in fp32 (precision="auto", light flow)
+        self.fp32_below_frames = 0
+        self.precision_choices: dict[int, EngineChoice | None] = {}
+        if model.model_cfg.architecture != "waveglow" and len(precisions) > 1:
+            precision, self.fp32_below_frames = self._choose_by_size(model, precisions)
         self.engine = engine
+        self.precision = precision
+        self.dtype = PRECISIONS[precision]
         check_precision(self.device, self.dtype, engine)
         self._prepare(model, compile=compile, cuda_graphs=cuda_graphs)
         self.mel_fn = MelSpectrogram(config.audio).to(self.device)
@@ -168,53 +185,93 @@ class Vocoder:
         self.fast: FastWaveGlow | None = None
         if self.engine == "fast":
             self.model.cpu()
-            self.fast = self._probed_fast or prepare_for_inference(
+            probed = None if compile or cuda_graphs else self._probed_fast  # timed plain: not reused then
+            self.fast = probed or prepare_for_inference(
                 self.model, self.device, self.precision, compile=compile, cuda_graphs=cuda_graphs
             )
             self._probed_fast = None
         else:
             self.model.to(self.device)
 
-    def _choose_engine(self, model: WaveGlow) -> str:
-        """engine="auto": the faster exact engine for this model and precision here (cached per machine).
+    def _choose(
+        self,
+        model: WaveGlow,
+        engines: tuple[str, ...],
+        precisions: tuple[str, ...],
+        frames: int = PROBE_FRAMES,
+    ) -> tuple[str, str, EngineChoice | None]:
+        """The fastest (engine, precision) of the candidates here (engine="auto", precision="auto"), and the
+        choice's record (None when there was nothing to choose).
 
-        Engines this device cannot run in the precision are not candidates. Timing synthesises PROBE_FRAMES
-        frames at batch 1 with each engine; the fast engine built for it is kept when it wins."""
-        candidates = []
-        for name in ("fast", "eager"):
-            try:
-                check_precision(self.device, self.dtype, name)
-            except ValueError:
-                continue
-            candidates.append(name)
-        if len(candidates) < 2:
-            return candidates[0] if candidates else "fast"  # "fast": check_precision then says why not
-        key = choice_key(self.device, model.model_cfg, self.precision)
-        cached = cached_engine(key, candidates)
+        Pairs this device cannot run are not candidates; one candidate is taken as it is, unmeasured.
+        Otherwise the choice cached for this machine, model, candidate precisions and probe size is taken,
+        else every candidate synthesises ``frames`` frames at batch 1 and the fastest wins; the fast engine
+        built for the timing is kept when it wins. With one precision the candidates are named by their
+        engine ("fast", "eager"), with several by engine and precision ("fast-bf16")."""
+        pairs = [(e, p) for p in precisions for e in engines if _runs(self.device, e, p)]
+        if len(pairs) < 2:  # none: check_precision then says why
+            engine, precision = pairs[0] if pairs else (engines[0], precisions[0])
+            return engine, precision, None
+        label = precisions[0] if len(precisions) == 1 else "auto:" + ",".join(precisions)
+        if frames != PROBE_FRAMES:
+            label += f"@{frames}"
+        names = {(e if len(precisions) == 1 else f"{e}-{p}"): (e, p) for e, p in pairs}
+        key = choice_key(self.device, model.model_cfg, label)
+        cached = cached_engine(key, list(names))
         if cached is not None:
-            self.engine_choice = EngineChoice(cached, key=key)
-            return cached
-        mel = torch.full((1, self.n_mel_channels, PROBE_FRAMES), -6.0, device=self.device)
-        z = torch.randn(1, self.n_group, self.z_columns(PROBE_FRAMES), generator=torch.Generator()) * 0.6
+            return (*names[cached], EngineChoice(cached, key=key))
+        mel = torch.full((1, self.n_mel_channels, frames), -6.0, device=self.device)
+        z = torch.randn(1, self.n_group, self.z_columns(frames), generator=torch.Generator()) * 0.6
         z, lengths = z.to(self.device), [z.shape[2]]
-        fast = prepare_for_inference(model, self.device, self.precision)
         plain = copy.deepcopy(model).to(self.device)  # the model itself may stay on the CPU (fast engine)
+        fast = {p: prepare_for_inference(model, self.device, p) for e, p in pairs if e == "fast"}
 
-        def run_fast() -> object:
-            return fast.reverse(z, mel, lengths)
-
-        def run_eager() -> object:
-            return eager_reverse(plain, z, mel, lengths, self.dtype)
+        def runner(engine: str, precision: str) -> Callable[[], object]:
+            if engine == "fast":
+                return lambda: fast[precision].reverse(z, mel, lengths)
+            return lambda: eager_reverse(plain, z, mel, lengths, PRECISIONS[precision])
 
         with torch.inference_mode():
-            self.engine_choice = measure_engines(
+            choice = measure_engines(
                 key,
-                {"fast": run_fast, "eager": run_eager},
+                {name: runner(*pair) for name, pair in names.items()},
+                repeats=3,  # best of 3: a choice is cached for good, so one disturbed run must not decide it
                 sync=lambda: torch.cuda.synchronize(self.device) if self.device.type == "cuda" else None,
             )
-        if self.engine_choice.engine == "fast":
-            self._probed_fast = fast
-        return self.engine_choice.engine
+        engine, precision = names[choice.engine]
+        if engine == "fast":
+            self._probed_fast = fast[precision]
+        return engine, precision, choice
+
+    def _choose_by_size(self, model: WaveGlow, precisions: tuple[str, ...]) -> tuple[str, int]:
+        """precision="auto" for the light flow: the precision that wins at the largest probe of
+        LIGHT_PROBE_FRAMES, and the batch size in frames from which it is used (0: every size; smaller
+        batches run in fp32): the smallest probe from which it wins at every larger probe. Timed once per
+        machine and model and cached like the engine; ``precision_choices`` keeps each probe's record."""
+        won = {}
+        for frames in LIGHT_PROBE_FRAMES:
+            _, won[frames], self.precision_choices[frames] = self._choose(
+                model, ("eager",), precisions, frames
+            )
+        largest = won[LIGHT_PROBE_FRAMES[-1]]
+        start = LIGHT_PROBE_FRAMES[-1]
+        for frames in reversed(LIGHT_PROBE_FRAMES):
+            if won[frames] != largest:
+                break
+            start = frames
+        if largest == "fp32" or start == LIGHT_PROBE_FRAMES[0]:
+            start = 0
+        log.info(
+            "precision for this machine and model: %s%s",
+            largest,
+            f" for batches of {start} frames or more (fp32 below)" if start else "",
+        )
+        return largest, start
+
+    def dtype_for(self, frames: int) -> torch.dtype:
+        """The dtype a batch of ``frames`` frames (items x padded frames) runs in: ``dtype``, but float32
+        below ``fp32_below_frames`` (precision="auto" with the light flow)."""
+        return torch.float32 if frames < self.fp32_below_frames else self.dtype
 
     def _plain_model_on_device(self) -> WaveGlow:
         """The plain model, moved to the vocoder's device on first use (the fast engine leaves it on CPU)."""
@@ -382,7 +439,8 @@ class Vocoder:
         if self.fast is not None:  # casts its own weights to the precision
             audio = self.fast.reverse(z_batch, mel_batch, lengths)
         else:
-            audio = eager_reverse(self.model, z_batch, mel_batch, lengths, self.dtype)  # (B, g*L)
+            dtype = self.dtype_for(len(mels) * padded)
+            audio = eager_reverse(self.model, z_batch, mel_batch, lengths, dtype)  # (B, g*L)
         return [audio[i, : n * self.hop_length].float() for i, n in enumerate(frames)]
 
     def _synthesize_zero_noise(self, mel: torch.Tensor) -> torch.Tensor:
@@ -475,9 +533,18 @@ def _check_options(
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if shapes and engine == "eager":  # "auto" becomes "fast" with them
         raise ValueError("compile and cuda_graphs need engine='fast'")
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision not in PRECISION_CHOICES:
+        raise ValueError(f"precision must be one of {', '.join(PRECISION_CHOICES)}, got {precision!r}")
     if overlap_frames < 1:
         raise ValueError(f"overlap_frames must be >= 1, got {overlap_frames}")
     if denoiser_mode not in BIAS_MODES:
         raise ValueError(f"denoiser_mode must be one of {BIAS_MODES}, got {denoiser_mode!r}")
+
+
+def _runs(device: torch.device, engine: str, precision: str) -> bool:
+    """Whether this device can run the engine in the precision (``check_precision`` without the error)."""
+    try:
+        check_precision(device, PRECISIONS[precision], engine)
+    except ValueError:
+        return False
+    return True
