@@ -8,7 +8,9 @@ float32 rounding, but which of them is faster depends on the processor: measured
 runs on a machine, keeps the faster, and writes the result to ``cache_file()`` so that later processes on
 the same machine choose at once. The key holds everything the timing depends on: the processor (model name
 and the instruction-set flags), the GPU name, torch's version, the thread count, the model's
-configuration and the precision.
+configuration and the precision. ``Vocoder(precision="auto")`` uses the same cache for its choice among
+(engine, precision) pairs, named "fast-bf16", "eager-fp32", ..., under a precision such as "auto:fp32,bf16"
+(with "@FRAMES" for the light flow's probes of other sizes).
 
 ``WAVEGLOW_ENGINE_CACHE`` names the cache file (default ``$XDG_CACHE_HOME/waveglow/engine-choice.json``,
 else ``~/.cache/waveglow/engine-choice.json``); an unreadable cache is ignored and an unwritable one only
