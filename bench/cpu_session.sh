@@ -7,9 +7,9 @@
 #
 # Stages (minutes on a 2-core machine):
 #   synth-default  the published model, batch 1 and 8 x 1 s: eager, fast engine, autocast, and the
-#                  Vocoder's default path (engine="auto") in fp32 and bf16 (~10)
+#                  Vocoder's default path (engine="auto") in fp32, bf16 and auto (~10)
 #   synth-light    the light flow and the bundled voice's (MDCT) flow, batch 1 and 8 x 1 s and 10 s:
-#                  eager, autocast bf16 and the Vocoder's default path in fp32 and bf16 (~5)
+#                  eager, autocast bf16 and the Vocoder's default path in fp32, bf16 and auto (~5)
 #   train          the bundled voice's training step: fp32, bf16, each eager and compiled, on the same
 #                  replayed batches (speed and curve), then the data-wait share (~15): the first 150 steps
 #                  of configs/allison_light.yaml, likelihood only (its sample loss starts at step 14,500)
@@ -38,12 +38,12 @@ run_stage() {
     case "$name" in
         synth-default)
             "${bench[@]}" --model default --precision fp32,bf16 --batch-sizes 1,8 --lengths 1.0 \
-                --variants eager,fast-fp32,fast-bf16,eager-autocast-bf16,vocoder-fp32,vocoder-bf16 --rounds 3 \
+                --variants eager,fast-fp32,fast-bf16,eager-autocast-bf16,vocoder-fp32,vocoder-bf16,vocoder-auto --rounds 3 \
                 --json "$prefix.json" --markdown "$prefix.md" 2>&1 | tee "$prefix.log"
             ;;
         synth-light)
             "${bench[@]}" --model light-mdct,light --precision fp32,bf16 --batch-sizes 1,8 --lengths 1.0,10.0 \
-                --variants eager,eager-autocast-bf16,vocoder-fp32,vocoder-bf16 --rounds 5 \
+                --variants eager,eager-autocast-bf16,vocoder-fp32,vocoder-bf16,vocoder-auto --rounds 5 \
                 --json "$prefix.json" --markdown "$prefix.md" 2>&1 | tee "$prefix.log"
             ;;
         train)
