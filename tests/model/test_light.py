@@ -398,4 +398,8 @@ def test_export_writes_a_shipped_model_in_float16_and_list_shows_its_record(tmp_
     for a, b in zip(source.state_dict().values(), loaded.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-3 * max(1.0, a.abs().max().item()))  # float16 rounding
     assert pretrained_cli.main(["export", str(tmp_path / "missing.pt"), "x", "--cpu-hours", "1"]) == 2
+    # a run continued from exported weights restarts its step count: --steps records the total
+    assert pretrained_cli.main([*args, "--steps", "1500"]) == 0
+    assert torch.load(tmp_path / "shipped/tiny-voice.pt", weights_only=True)["pretrained"]["step"] == 1500
+    assert pretrained_cli.main([*args, "--steps", "-1"]) == 2
     assert "missing.pt: checkpoint not found" in capsys.readouterr().err

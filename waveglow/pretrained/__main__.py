@@ -24,6 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("checkpoint", help="a training checkpoint of ours")
     export.add_argument("name", help="the model's name (the file is waveglow/pretrained/NAME.pt)")
     export.add_argument("--cpu-hours", type=float, required=True, help="CPU hours of training so far")
+    export.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimizer steps of training so far (default: the checkpoint's own step; give the total when the "
+        "run was started from earlier weights with --init-from, which restarts the count)",
+    )
     export.add_argument("--data", default="", help="what it was trained on, one line")
     export.add_argument("--dtype", choices=["float16", "float32"], default="float16")
     args = parser.parse_args(argv)
@@ -36,7 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         data = load_checkpoint(args.checkpoint)
     except CheckpointError as exc:
         return error_exit(exc)
-    record = {"step": int(data.get("step", 0)), "cpu_hours": round(args.cpu_hours, 3), "data": args.data}
+    steps = int(data.get("step", 0)) if args.steps is None else args.steps
+    if steps < int(data.get("step", 0)):
+        return error_exit(
+            ValueError(f"--steps {steps} is fewer than the checkpoint's own step {data.get('step')}")
+        )
+    record = {"step": steps, "cpu_hours": round(args.cpu_hours, 3), "data": args.data}
     path = Path(FOLDER) / f"{args.name}.pt"
     export_weights(data, path, record, getattr(torch, args.dtype))
     print(f"wrote {path} ({Path(path).stat().st_size / 1e6:.1f} MB): {record}")
