@@ -17,9 +17,18 @@ from waveglow.audio import MelSpectrogram, load_audio
 from waveglow.checkpoints import save_model
 from waveglow.config import Config, DataConfig
 from waveglow.evaluate.__main__ import main
-from waveglow.evaluate.report import _grouped_notes, clip_nll, copy_synthesis, evaluate_model, mean_metrics
+from waveglow.evaluate.report import (
+    _grouped_notes,
+    clip_nll,
+    copy_synthesis,
+    evaluate_model,
+    mean_metrics,
+    vocoder_synthesis,
+)
 from waveglow.metrics import FULL_REFERENCE, log_mel_distance
 from waveglow.model.loss import WaveGlowLoss
+from waveglow.synth import Vocoder
+from waveglow.synth.inputs import draw_seeds
 
 
 def test_log_mel_distance_is_the_mean_absolute_difference():
@@ -75,9 +84,43 @@ def test_the_evaluate_command(tmp_path, capsys):
     printed = capsys.readouterr().out
     report = json.loads((tmp_path / "out/report.json").read_text())
     assert report["n_files"] == 2 and f"held-out NLL {report['nll']:.4f}" in printed
-    direct = evaluate_model(make_tiny_model(), clips, sigma=0.6, nll_sigma=1.0, dither=1.0)
+    # the command synthesises with a Vocoder (engine "auto": chosen for this machine, fp32): the same figures
+    vocoder = Vocoder(make_tiny_model(), cfg, device="cpu")
+    assert report["synthesis"] == f"{vocoder.engine} engine, fp32" and report["synthesis"] in printed
+    direct = evaluate_model(
+        vocoder.model, clips, sigma=0.6, nll_sigma=1.0, dither=1.0, synthesize=vocoder_synthesis(vocoder)
+    )
     assert report["nll"] == pytest.approx(direct.nll, rel=1e-5)
     assert report["log_mel_distance"] == pytest.approx(direct.log_mel_distance, rel=1e-4)
+
+
+def test_the_evaluate_command_takes_the_engine_and_precision_of_infer(tmp_path, capsys):
+    clips = make_clips(tmp_path / "clips", 2)
+    filelist = write_list(tmp_path / "clips/list.txt", clips)
+    cfg = Config(model=make_tiny_model().model_cfg, audio=TINY_AUDIO)
+    save_model(make_tiny_model(), cfg, tmp_path / "tiny.pt")
+    reports = {}
+    for engine, precision in (("eager", "fp32"), ("fast", "fp32"), ("fast", "bf16")):
+        out = tmp_path / f"{engine}-{precision}"
+        args = [
+            str(filelist),
+            "--checkpoint",
+            str(tmp_path / "tiny.pt"),
+            "--output",
+            str(out),
+            "--report-only",
+        ]
+        assert main([*args, "--engine", engine, "--precision", precision, "--metrics", "stoi"]) == 0
+        reports[engine, precision] = json.loads((out / "report.json").read_text())
+        assert reports[engine, precision]["synthesis"] == f"{engine} engine, {precision}"
+        assert f"({engine} engine, {precision})" in (out / "report.md").read_text()
+    eager, fast, bf16 = (reports[k]["log_mel_distance"] for k in reports)
+    assert fast == pytest.approx(eager, rel=1e-4)  # the engines agree within float32 rounding, same noise
+    assert bf16 == pytest.approx(eager, rel=0.05) and bf16 != eager  # bf16 is near, not exact
+    assert all(r["nll"] == reports["eager", "fp32"]["nll"] for r in reports.values())  # NLL in float32
+    with pytest.raises(SystemExit) as exited:
+        main([*args, "--engine", "warp"])
+    assert exited.value.code == 2 and "invalid choice: 'warp'" in capsys.readouterr().err
 
 
 def test_python_dash_m_entry_point(monkeypatch, capsys):
@@ -266,3 +309,29 @@ def test_partial_metrics_are_counted_and_each_reason_is_written_once():
         "- model, Griffin-Lim: dnsmos_sig, dnsmos_p808: mean over 1 of 4 files; others: clip shorter than 1 s (3 files)",
         "- Griffin-Lim: nll: Griffin-Lim has no likelihood",
     ]
+
+
+def test_validation_synthesises_with_the_vocoder_engine_and_leaves_the_training_model_alone():
+    from waveglow.train.validation import synthesis_for_validation
+
+    model = make_tiny_model(seed=3).train()  # as in training: weight norm on, gradients on
+    cfg = Config(model=model.model_cfg, audio=TINY_AUDIO)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(7)
+    rng = torch.get_rng_state()
+    synthesize = synthesis_for_validation(model, cfg, torch.device("cpu"))
+    assert torch.equal(torch.get_rng_state(), rng)  # building the twin drew nothing from the global stream
+    assert model.has_weight_norm and model.training and all(p.requires_grad for p in model.parameters())
+    mel = torch.randn(1, 8, 30, generator=torch.Generator().manual_seed(1)) - 4
+    audio = synthesize(mel, 0.6, torch.Generator().manual_seed(5))
+    after = model.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    # the same audio as a Vocoder of the model's weights gives for the same seed (engine fast or eager)
+    reference = Vocoder(make_tiny_model(seed=3), cfg, device="cpu", engine="eager")
+    expected = reference(mel[0], sigma=0.6, seeds=draw_seeds(1, torch.Generator().manual_seed(5)))
+    assert audio.shape == expected.shape == (1, 30 * TINY_AUDIO.hop_length)
+    assert torch.allclose(audio, expected, atol=1e-5) and audio.abs().max() > 1e-3
+    # training goes on with the weights it had: the model still trains
+    loss = WaveGlowLoss(1.0)(model(torch.randn(1, 256) * 0.1, torch.randn(1, 8, 17)))
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)

@@ -22,9 +22,11 @@ from waveglow.cli import (
 from waveglow.config import AudioConfig
 from waveglow.device import check_device
 from waveglow.evaluate.griffin_lim import DEFAULT_ITERATIONS
-from waveglow.evaluate.report import evaluate_model
+from waveglow.evaluate.report import evaluate_model, vocoder_synthesis
 from waveglow.filelists import resolve_files
 from waveglow.metrics import ALL_METRICS
+from waveglow.synth import Vocoder
+from waveglow.synth.vocoder import ENGINES, PRECISION_CHOICES
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -58,6 +60,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-root", default="", help="resolve relative filelist paths against this")
     parser.add_argument("--sigma", type=float, default=0.6, help="std of z at synthesis (default 0.6)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument(
+        "--engine",
+        choices=list(ENGINES),
+        default="auto",
+        help="synthesis engine, as infer.py's: auto (default) the faster of fast and eager for this model on "
+        "this machine, timed once and cached; fast; eager (the model's own reverse pass)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=list(PRECISION_CHOICES),
+        default="fp32",
+        help="synthesis precision, as infer.py's: fp32 (default, exact), bf16, fp16, or auto (bf16 where "
+        "it is faster and the CPU has it natively; not exact). The NLL is always computed in float32",
+    )
     parser.add_argument("--max-files", type=int, default=0, help="evaluate only the first N files (0: all)")
     parser.add_argument(
         "--seed", type=int, default=1234, help="seed of the synthesis noise and Griffin-Lim phase"
@@ -84,17 +100,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         return run(args)
-    except USER_ERRORS as exc:
+    except (*USER_ERRORS, ValueError) as exc:  # ValueError: an engine or precision this device cannot run
         return error_exit(exc)
 
 
 def run(args: argparse.Namespace) -> int:
     device = check_device(args.device)
     model, nll_sigma, dither, audio_cfg = None, 1.0, 0.0, None
+    synthesize, synthesis = None, ""
     if args.checkpoint:
         model, cfg = load_model(args.checkpoint, **audio_overrides(args))
-        if getattr(model, "has_weight_norm", False):
-            model.remove_weight_norm()  # same outputs, faster synthesis
+        # weight norm folded (same outputs, faster), engine and precision chosen for this machine
+        vocoder = Vocoder(model, cfg, device=device, engine=args.engine, precision=args.precision)
+        model, synthesize = vocoder.model, vocoder_synthesis(vocoder)
+        synthesis = f"{vocoder.engine} engine, {vocoder.precision}"
         nll_sigma, dither = cfg.train.sigma, cfg.data.dither
     else:
         audio_cfg = AudioConfig(**audio_overrides(args))
@@ -116,13 +135,15 @@ def run(args: argparse.Namespace) -> int:
         griffin_lim_iters=args.griffin_lim_iters if args.baseline else None,
         metrics=args.metric_names,
         per_file_outputs=not args.report_only,
+        synthesize=synthesize,
+        synthesis=synthesis,
     )
     plural = "s" if report.n_files != 1 else ""
     if model is not None:
         print(
             f"{report.n_files} file{plural} ({report.n_bad} bad): held-out NLL {report.nll:.4f} nats/sample, "
             f"copy-synthesis log-mel distance {report.log_mel_distance:.3f} (sigma {args.sigma}), "
-            f"synthesis {report.seconds_per_second:.2f} s per second of audio on {device}"
+            f"synthesis {report.seconds_per_second:.2f} s per second of audio on {device} ({synthesis})"
         )
     else:
         print(f"{report.n_files} file{plural} ({report.n_bad} bad), no model: baselines only")

@@ -1,9 +1,10 @@
 """Copy-synthesis evaluation: held-out NLL, the objective metrics of ``metrics``, a Griffin-Lim baseline and the
 recordings' own no-reference scores, written as report.json, report.md, metrics.png and mel plots.
 
-Used by validation during training (``clip_nll``, ``copy_synthesis``) and by ``python -m waveglow.evaluate``
-(``evaluate.py``). Works for any flow ``checkpoint.load_model`` returns: it uses only ``model.infer``,
-``model(audio, mel)``, ``model.model_cfg.n_group`` and ``model.audio_cfg``.
+Used by validation during training (``clip_nll``, ``copy_synthesis``) and by ``python -m waveglow.evaluate``.
+Works for any flow ``checkpoint.load_model`` returns: it uses only ``model(audio, mel)``,
+``model.model_cfg.n_group``, ``model.audio_cfg`` and, unless a ``Synthesize`` is given (``vocoder_synthesis``:
+the engine and precision a ``Vocoder`` chose for this machine), ``model.infer``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +28,36 @@ from waveglow.evaluate.griffin_lim import griffin_lim
 from waveglow.files import atomic_write, atomic_write_text
 from waveglow.metrics import ALL_METRICS, HIGHER_IS_BETTER, MetricSuite, MetricValues, log_mel_distance
 from waveglow.model.loss import WaveGlowLoss
+from waveglow.synth import Vocoder
+from waveglow.synth.inputs import draw_seeds
 
 log = logging.getLogger(__name__)
 
 REPORT_ORDER = ("nll", *ALL_METRICS)  # rows of report.md and panels of metrics.png
 SYSTEMS = {"model": "model", "griffin_lim": "Griffin-Lim", "ground_truth": "recording"}
+
+
+Synthesize = Callable[[torch.Tensor, float, "torch.Generator | None"], torch.Tensor]
+"""How a model synthesises for evaluation: (mel (1, n_mel, F), sigma, generator) -> audio (1, F * hop)."""
+
+
+def model_synthesis(model: torch.nn.Module) -> Synthesize:
+    """The model's own reverse pass (``model.infer``, eager, float32) as a ``Synthesize``."""
+    return lambda mel, sigma, generator: model.infer(mel, sigma=sigma, generator=generator)
+
+
+def vocoder_synthesis(vocoder: Vocoder) -> Synthesize:
+    """A ``Vocoder``'s synthesis (its engine and precision) as a ``Synthesize``: one seed per item drawn from
+    the generator, z from the seed as ``Vocoder`` draws it. The mel comes from the evaluation's own front end,
+    so it is not checked against the mel convention (``Vocoder.copy_synthesis`` does the same)."""
+
+    def synthesize(mel: torch.Tensor, sigma: float, generator: torch.Generator | None) -> torch.Tensor:
+        seeds = draw_seeds(mel.shape[0], generator)
+        with torch.inference_mode():
+            audio = vocoder.synthesize(list(mel.to(vocoder.device)), seeds, sigma=sigma)
+        return torch.stack(audio)
+
+    return synthesize
 
 
 def crop_to_group(audio: torch.Tensor, n_group: int) -> torch.Tensor:
@@ -65,7 +92,7 @@ def clip_nll(
 
 @torch.no_grad()
 def copy_synthesis(
-    model: torch.nn.Module,
+    model: torch.nn.Module | Synthesize,
     mel_fn: MelSpectrogram,
     audio: torch.Tensor,
     sigma: float,
@@ -73,11 +100,13 @@ def copy_synthesis(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """audio (T,) -> (synthesis (T',), mel (n_mel, F), mel of the synthesis (n_mel, F')), all float32.
 
-    The model synthesises from the clip's own mel (copy synthesis) with z ~ N(0, sigma^2).
+    The model (its ``infer``, or a ``Synthesize``) synthesises from the clip's own mel (copy synthesis) with
+    z ~ N(0, sigma^2).
     """
+    synthesize = model_synthesis(model) if isinstance(model, torch.nn.Module) else model
     with torch.autocast(audio.device.type, enabled=False):
         mel = mel_fn(audio.unsqueeze(0))  # (1, n_mel, F)
-        synth = model.infer(mel, sigma=sigma, generator=generator)[0].float()  # (F*hop,)
+        synth = synthesize(mel, sigma, generator)[0].float().to(audio.device)  # (F*hop,)
         synth = synth[: audio.shape[-1]]
         mel_synth = mel_fn(synth.unsqueeze(0))  # (1, n_mel, F)
     return synth, mel[0], mel_synth[0]
@@ -138,6 +167,7 @@ class EvaluationReport:
     n_files: int
     n_bad: int
     seconds_per_second: float  # synthesis wall time per second of audio
+    synthesis: str = ""  # how the model synthesised: engine and precision ("" without a model)
     clips: list[ClipReport] = field(default_factory=list)
     sampling_rate: int = 0
     files: list[dict[str, Any]] = field(default_factory=list)  # per file: metrics, absent, baselines
@@ -164,6 +194,8 @@ def evaluate_model(
     griffin_lim_iters: int | None = None,
     metrics: tuple[str, ...] = ALL_METRICS,
     per_file_outputs: bool = True,
+    synthesize: Synthesize | None = None,
+    synthesis: str = "",
 ) -> EvaluationReport:
     """NLL, copy-synthesis metrics and baselines of ``model`` (any flow, or None for baselines only) on files.
 
@@ -173,6 +205,8 @@ def evaluate_model(
     report.md; with ``per_file_outputs`` also <stem>.wav (synthesis; Griffin-Lim's in griffin_lim/) and
     <stem>.png (mels side by side). A bad file is reported and skipped, never fatal. The NLL is under the
     prior N(0, nll_sigma^2) with ``dither`` (see ``clip_nll``): pass the model's train.sigma and data.dither.
+    ``synthesize`` is how the model synthesises (default: its own ``infer``, eager float32; ``python -m
+    waveglow.evaluate`` passes ``vocoder_synthesis``), ``synthesis`` names it in the report.
     """
     if model is None and griffin_lim_iters is None:
         raise ValueError("nothing to evaluate: give a model, a Griffin-Lim baseline, or both")
@@ -180,6 +214,7 @@ def evaluate_model(
     audio_cfg = model.audio_cfg if model is not None else (audio_cfg or AudioConfig())
     run = _Run(
         model=model.to(device).eval() if model is not None else None,
+        synthesize=synthesize or (model_synthesis(model) if model is not None else None),
         audio_cfg=audio_cfg,
         device=device,
         mel_fn=MelSpectrogram(audio_cfg).to(device),
@@ -206,6 +241,8 @@ def evaluate_model(
         if mels is not None and len(rows) < plot_clips:
             rows.append((Path(path).stem, *mels))
     report = _summarise(clips, files, checkpoint, sigma, run.timing, model is not None, griffin_lim_iters)
+    if model is not None:
+        report.synthesis = synthesis or ("model.infer (eager, fp32)" if synthesize is None else "")
     report.sampling_rate = audio_cfg.sampling_rate
     report.metric_cost_ms_per_second = {k: round(v, 2) for k, v in run.suite.cost_ms_per_second().items()}
     report.environment = environment()
@@ -219,6 +256,7 @@ class _Run:
     """What every file of one ``evaluate_model`` call shares."""
 
     model: torch.nn.Module | None
+    synthesize: Synthesize | None
     audio_cfg: AudioConfig
     device: torch.device
     mel_fn: MelSpectrogram
@@ -274,7 +312,7 @@ def _evaluate_file(run: _Run, index: int, path: Path) -> tuple[ClipReport, dict[
     if run.model is not None:
         clip.nll = clip_nll(run.model, run.loss_fn, run.mel_fn, audio, run.dither, run.seed + index)
         start = time.perf_counter()
-        synth, mel, plotted = copy_synthesis(run.model, run.mel_fn, audio, run.sigma, run.generator)
+        synth, mel, plotted = copy_synthesis(run.synthesize, run.mel_fn, audio, run.sigma, run.generator)
         run.timing["model"] += time.perf_counter() - start
         clip.log_mel_distance = log_mel_distance(mel, plotted)
         values = run.suite.compare(synth, reference)
@@ -456,6 +494,7 @@ def markdown_table(report: EvaluationReport) -> str:
         f"{report.n_files} files ({report.n_bad} bad) at {report.sampling_rate} Hz"
         + (
             f"; model sigma {report.sigma}, {report.seconds_per_second:.2f} s per second of audio"
+            + (f" ({report.synthesis})" if report.synthesis else "")
             if report.mean
             else ""
         )
