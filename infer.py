@@ -97,9 +97,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cuda-graphs", action="store_true", help="replay one CUDA graph per batch shape (CUDA, fast engine)"
     )
+    parser.add_argument(
+        "--threads",
+        default="auto",
+        help="CPU threads: auto (default) uses the cores other processes leave free, checked between batches "
+        "(two jobs on the same cores then take one core each instead of slowing each other down); N fixes "
+        "them at N",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_audio_override_args(parser, "; published NVIDIA files only, which do not store it")
     return parser
+
+
+def _count(text: str) -> int:
+    """--threads N as a number (JobOptions says what is allowed)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--threads must be auto or a number, got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 max_frames=args.max_frames,
                 overwrite=args.overwrite,
                 progress=not args.no_progress,
+                threads=args.threads if args.threads == "auto" else _count(args.threads),
             )
             summary = synthesize_files(
                 args.checkpoint,

@@ -248,3 +248,18 @@ def test_cli_seed_and_precision(checkpoint, tmp_path):
     assert np.array_equal(a, b)
     assert np.abs(a - c).max() > 1000
     assert 0 < np.abs(a - bf16).max() < 0.05 * 32768
+
+
+def test_threads_option(checkpoint, tmp_path, capsys):
+    inputs, expected, _ = make_inputs(tmp_path / "in")
+    before = torch.get_num_threads()
+    args = ["--checkpoint", checkpoint, "--no-progress", inputs[0]]
+    assert infer.main([*args, "--output", str(tmp_path / "fixed"), "--threads", "2"]) == 0
+    assert infer.main([*args, "--output", str(tmp_path / "auto")]) == 0  # the default: auto
+    assert torch.get_num_threads() == before  # the job puts the count back
+    assert np.array_equal(read(tmp_path / "fixed/a.wav"), read(tmp_path / "auto/a.wav"))
+    capsys.readouterr()
+    assert infer.main([*args, "--output", str(tmp_path / "bad"), "--threads", "many"]) == 2
+    assert "--threads must be auto or a number, got 'many'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="threads must be 'auto', a count >= 1 or None"):
+        JobOptions(threads=0)

@@ -12,7 +12,7 @@ import errno
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import torch
 
 from waveglow.audio import ArrayReadError, AudioFileError, load_audio, read_array_file, save_audio
 from waveglow.config import AudioConfig
+from waveglow.cpu_load import LoadAwareThreads
 from waveglow.device import check_device
 from waveglow.filelists import AUDIO_SUFFIXES, DataError, read_filelist
 from waveglow.files import temporary_files
@@ -252,7 +253,9 @@ class JobOptions:
     sigma: std of z; denoise: bias-removal strength (0: off); batch_size: inputs per synthesis call;
     seed: the job's seed (each file's noise derives from it and its output name); max_frames: mels longer
     than this run in crossfaded chunks; overwrite: rewrite finished outputs; rank / world_size: this
-    process's shard (None: torchrun's RANK / WORLD_SIZE); progress: a progress bar on rank 0.
+    process's shard (None: torchrun's RANK / WORLD_SIZE); progress: a progress bar on rank 0; threads (CPU):
+    "auto" keeps torch's threads to the cores other processes leave free, checked between batches
+    (``waveglow.cpu_load``), a number fixes them, None leaves them as they are; the count is restored after.
     """
 
     sigma: float = 0.6
@@ -264,10 +267,17 @@ class JobOptions:
     rank: int | None = None
     world_size: int | None = None
     progress: bool = True
+    threads: int | str | None = "auto"
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if (
+            self.threads is not None
+            and self.threads != "auto"
+            and not (isinstance(self.threads, int) and self.threads >= 1)
+        ):
+            raise ValueError(f"threads must be 'auto', a count >= 1 or None, got {self.threads!r}")
         if not (self.sigma >= 0 and self.denoise >= 0):
             raise ValueError(f"sigma and denoise must be >= 0, got {self.sigma} and {self.denoise}")
 
@@ -327,12 +337,50 @@ def synthesize_files(
         summary.sampling_rate = vocoder.sampling_rate
     bar = tqdm(total=len(todo), unit="file", disable=not options.progress or rank != 0, desc="synthesis")
     failed_before = len(summary.failures)
-    batch_size = options.batch_size
-    pool_size = batch_size * 16  # read this many, sort them by length, synthesise in batches
 
     def stopping() -> bool:
         return summary.write_error is not None or (stop is not None and stop.received is not None)
 
+    threads = _cpu_threads(options.threads, vocoder) if todo else None
+    try:
+        _run_pools(vocoder, todo, summary, bar, options, stopping, threads)
+    finally:
+        if threads is not None:
+            threads.restore()
+    bar.close()
+    if stopping():
+        summary.interrupted = stop.received if stop is not None else None
+        summary.not_started = len(todo) - summary.written - (len(summary.failures) - failed_before)
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def _cpu_threads(option: int | str | None, vocoder: Vocoder) -> LoadAwareThreads | None:
+    """What controls torch's threads during a CPU job (None: nothing; see ``JobOptions.threads``)."""
+    if option is None or vocoder.device.type != "cpu":
+        return None
+    control = LoadAwareThreads(max_threads=None if option == "auto" else int(option), min_interval=2.0)
+    if option != "auto":
+        torch.set_num_threads(control.max_threads)  # fixed; restore() puts back the count found
+        control.threads = control.max_threads
+        return control
+    if control.max_threads > 1:
+        control.settle()
+    return control
+
+
+def _run_pools(
+    vocoder: Vocoder,
+    todo: list[JobItem],
+    summary: JobSummary,
+    bar: Any,
+    options: JobOptions,
+    stopping: Callable[[], bool],
+    threads: LoadAwareThreads | None,
+) -> None:
+    """Read the inputs a pool at a time, sort each pool by length, synthesise it in batches."""
+    batch_size = options.batch_size
+    pool_size = batch_size * 16  # read this many, sort them by length, synthesise in batches
     for pool_start in range(0, len(todo), pool_size):
         if stopping():
             break
@@ -346,13 +394,9 @@ def synthesize_files(
         for start in range(0, len(loaded), batch_size):
             if stopping():
                 break
+            if threads is not None and options.threads == "auto":
+                threads.update()
             _run_batch(vocoder, loaded[start : start + batch_size], summary, bar, options)
-    bar.close()
-    if stopping():
-        summary.interrupted = stop.received if stop is not None else None
-        summary.not_started = len(todo) - summary.written - (len(summary.failures) - failed_before)
-    summary.wall_seconds = time.perf_counter() - started
-    return summary
 
 
 def _reason(exc: Exception, path: Path) -> str:
