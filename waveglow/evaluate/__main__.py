@@ -10,6 +10,8 @@ import argparse
 import logging
 import math
 
+import torch
+
 from waveglow.checkpoints import load_model
 from waveglow.cli import (
     EXIT_BAD_FILES,
@@ -20,9 +22,10 @@ from waveglow.cli import (
     error_exit,
 )
 from waveglow.config import AudioConfig
+from waveglow.cpu_load import LoadAwareThreads
 from waveglow.device import check_device
 from waveglow.evaluate.griffin_lim import DEFAULT_ITERATIONS
-from waveglow.evaluate.report import evaluate_model, vocoder_synthesis
+from waveglow.evaluate.report import EvaluationReport, evaluate_model, vocoder_synthesis
 from waveglow.filelists import resolve_files
 from waveglow.metrics import ALL_METRICS
 from waveglow.synth import Vocoder
@@ -121,29 +124,44 @@ def run(args: argparse.Namespace) -> int:
     paths = resolve_files(args.files, data_root=args.data_root, split="test")
     if args.max_files > 0:
         paths = paths[: args.max_files]
-    report = evaluate_model(
-        model,
-        paths,
-        args.sigma,
-        device,
-        args.output,
-        seed=args.seed,
-        checkpoint=args.checkpoint or "",
-        nll_sigma=nll_sigma,
-        dither=dither,
-        audio_cfg=audio_cfg,
-        griffin_lim_iters=args.griffin_lim_iters if args.baseline else None,
-        metrics=args.metric_names,
-        per_file_outputs=not args.report_only,
-        synthesize=synthesize,
-        synthesis=synthesis,
-    )
+    # on a CPU, torch's threads kept to the cores other processes leave free, checked file by file
+    threads = LoadAwareThreads(min_interval=2.0) if device.type == "cpu" else None
+    if threads is not None and threads.max_threads > 1:
+        threads.settle()
+    try:
+        report = evaluate_model(
+            model,
+            paths,
+            args.sigma,
+            device,
+            args.output,
+            seed=args.seed,
+            checkpoint=args.checkpoint or "",
+            nll_sigma=nll_sigma,
+            dither=dither,
+            audio_cfg=audio_cfg,
+            griffin_lim_iters=args.griffin_lim_iters if args.baseline else None,
+            metrics=args.metric_names,
+            per_file_outputs=not args.report_only,
+            synthesize=synthesize,
+            synthesis=synthesis,
+            threads=threads,
+        )
+    finally:
+        if threads is not None:
+            threads.restore()
+    _print_summary(args, report, device)
+    return EXIT_BAD_FILES if report.n_bad or not report.n_files else EXIT_OK
+
+
+def _print_summary(args: argparse.Namespace, report: EvaluationReport, device: torch.device) -> None:
+    """The means of every system, the bad files, and where the report went."""
     plural = "s" if report.n_files != 1 else ""
-    if model is not None:
+    if report.synthesis:
         print(
             f"{report.n_files} file{plural} ({report.n_bad} bad): held-out NLL {report.nll:.4f} nats/sample, "
             f"copy-synthesis log-mel distance {report.log_mel_distance:.3f} (sigma {args.sigma}), "
-            f"synthesis {report.seconds_per_second:.2f} s per second of audio on {device} ({synthesis})"
+            f"synthesis {report.seconds_per_second:.2f} s per second of audio on {device} ({report.synthesis})"
         )
     else:
         print(f"{report.n_files} file{plural} ({report.n_bad} bad), no model: baselines only")
@@ -157,7 +175,6 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"report.json, report.md, metrics.png and mel plots (ground truth | synthesis) in {args.output}/"
         )
-    return EXIT_BAD_FILES if report.n_bad or not report.n_files else EXIT_OK
 
 
 def _short(value: float) -> str:

@@ -24,6 +24,7 @@ import torch
 
 from waveglow.audio import AudioFileError, MelSpectrogram, clip_problem, load_audio, save_audio
 from waveglow.config import AudioConfig
+from waveglow.cpu_load import LoadAwareThreads
 from waveglow.evaluate.griffin_lim import griffin_lim
 from waveglow.files import atomic_write, atomic_write_text
 from waveglow.metrics import ALL_METRICS, HIGHER_IS_BETTER, MetricSuite, MetricValues, log_mel_distance
@@ -196,6 +197,7 @@ def evaluate_model(
     per_file_outputs: bool = True,
     synthesize: Synthesize | None = None,
     synthesis: str = "",
+    threads: LoadAwareThreads | None = None,
 ) -> EvaluationReport:
     """NLL, copy-synthesis metrics and baselines of ``model`` (any flow, or None for baselines only) on files.
 
@@ -206,7 +208,8 @@ def evaluate_model(
     <stem>.png (mels side by side). A bad file is reported and skipped, never fatal. The NLL is under the
     prior N(0, nll_sigma^2) with ``dither`` (see ``clip_nll``): pass the model's train.sigma and data.dither.
     ``synthesize`` is how the model synthesises (default: its own ``infer``, eager float32; ``python -m
-    waveglow.evaluate`` passes ``vocoder_synthesis``), ``synthesis`` names it in the report.
+    waveglow.evaluate`` passes ``vocoder_synthesis``), ``synthesis`` names it in the report; ``threads``, if
+    given, is updated before each file (``waveglow.cpu_load``: torch's threads kept to the free cores).
     """
     if model is None and griffin_lim_iters is None:
         raise ValueError("nothing to evaluate: give a model, a Griffin-Lim baseline, or both")
@@ -235,6 +238,8 @@ def evaluate_model(
     files: list[dict[str, Any]] = []
     rows = []
     for index, path in enumerate(tqdm(paths, desc="evaluating", unit="file", disable=None)):
+        if threads is not None:
+            threads.update()
         clip, entry, mels = _evaluate_file(run, index, path)
         clips.append(clip)
         files.append(entry)
