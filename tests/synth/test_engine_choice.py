@@ -11,8 +11,9 @@ import pytest
 import torch
 from conftest import TINY_AUDIO, TINY_MODEL, make_tiny_model, randomize_end
 
+from waveglow.cpu_load import CpuSample
 from waveglow.model.architectures import build_flow
-from waveglow.synth.engine_choice import cache_file, choice_key, choose_engine
+from waveglow.synth.engine_choice import cache_file, choice_key, choose_engine, measure_engines
 
 
 class FakeClock:
@@ -55,6 +56,21 @@ def test_fastest_engine_is_chosen_and_cached(tmp_path):
     )
     assert other.engine == "fast"  # another key (machine, model or precision) is measured on its own
     assert set(json.loads(path.read_text())["choices"]) == {"k1", "k2"}
+
+
+def test_a_choice_timed_while_other_processes_load_the_cpu_is_not_cached(tmp_path):
+    clock, calls = FakeClock(), []
+    path = tmp_path / "engines.json"
+    runners = {"fast": clock.runner(0.1, calls, "fast"), "eager": clock.runner(0.2, calls, "eager")}
+    # readings 1 s apart: the CPUs were busy 1.8 s, this process 0.6 s of it -> others kept 1.2 cores busy
+    readings = iter([CpuSample(0.0, 0.0, 0.0), CpuSample(1.0, 1.8, 0.6)])
+    loaded = measure_engines("k", runners, timer=clock, path=path, cpu_sample=lambda: next(readings))
+    assert (loaded.engine, loaded.measured) == ("fast", True) and not path.exists()
+    readings = iter([CpuSample(0.0, 0.0, 0.0), CpuSample(1.0, 0.9, 0.6)])  # others 0.3 cores: cached
+    quiet = measure_engines("k", runners, timer=clock, path=path, cpu_sample=lambda: next(readings))
+    assert quiet.engine == "fast" and json.loads(path.read_text())["choices"]["k"]["engine"] == "fast"
+    unknown = measure_engines("k2", runners, timer=clock, path=path, cpu_sample=lambda: None)
+    assert unknown.engine == "fast" and "k2" in json.loads(path.read_text())["choices"]  # no reading: cached
 
 
 def test_cached_engine_must_be_a_candidate(tmp_path):

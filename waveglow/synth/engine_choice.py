@@ -14,7 +14,9 @@ configuration and the precision. ``Vocoder(precision="auto")`` uses the same cac
 
 ``WAVEGLOW_ENGINE_CACHE`` names the cache file (default ``$XDG_CACHE_HOME/waveglow/engine-choice.json``,
 else ``~/.cache/waveglow/engine-choice.json``); an unreadable cache is ignored and an unwritable one only
-means measuring again next time.
+means measuring again next time. A choice measured while other processes kept the CPU busy (half a core or
+more, ``waveglow.cpu_load``) holds for that process only and is not cached: such timings can rank the
+engines wrongly, and a cached choice is kept for good.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 import torch
 
 from waveglow.config import ModelConfig
+from waveglow.cpu_load import CpuSample, others_busy, read_cpu_sample
 from waveglow.device import cpuinfo_fields
 from waveglow.files import atomic_write_text
 
@@ -121,14 +124,20 @@ def measure_engines(
     sync: Callable[[], None] = lambda: None,
     timer: Callable[[], float] = time.perf_counter,
     path: Path | None = None,
+    busy_limit: float | None = 0.5,
+    cpu_sample: Callable[[], CpuSample | None] | None = None,
 ) -> EngineChoice:
     """``choose_engine`` without the cache lookup, for a caller that has looked already (``cached_engine``):
     time every runner, keep the fastest, and add it to the cache.
 
     Each runner runs once to warm up, then ``repeats`` times; the best time counts (the least disturbed by
-    other work on the machine). ``sync`` waits for the device (CUDA runs asynchronously).
+    other work on the machine). ``sync`` waits for the device (CUDA runs asynchronously). When other
+    processes kept ``busy_limit`` cores or more busy meanwhile (None: do not check; ``cpu_sample`` reads the
+    load, default ``waveglow.cpu_load.read_cpu_sample``), the choice is returned but not cached.
     """
     path = path or cache_file()
+    cpu_sample = cpu_sample or read_cpu_sample
+    before = cpu_sample() if busy_limit is not None else None
     seconds: dict[str, float] = {}
     for name, run in runners.items():
         run()  # warm-up: first-call allocations, lazy initialisation
@@ -141,6 +150,17 @@ def measure_engines(
             best = min(best, timer() - start)
         seconds[name] = best
     engine = min(seconds, key=seconds.__getitem__)
+    after = cpu_sample() if before is not None else None
+    busy = others_busy(before, after) if before is not None and after is not None else 0.0
+    if busy_limit is not None and busy >= busy_limit:
+        log.info(
+            "engine for this machine and model: %s (%s), measured while other processes kept %.1f cores busy: "
+            "not cached, measured again next time",
+            engine,
+            ", ".join(f"{name} {s * 1e3:.1f} ms" for name, s in seconds.items()),
+            busy,
+        )
+        return EngineChoice(engine, seconds, measured=True, key=key)
     log.info(
         "engine for this machine and model: %s (%s; cached in %s)",
         engine,
