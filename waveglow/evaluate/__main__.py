@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 def _print_summary(args: argparse.Namespace, report: EvaluationReport, device: torch.device) -> None:
     """The means of every system, the bad files, and where the report went."""
     plural = "s" if report.n_files != 1 else ""
-    if report.synthesis:
+    if args.checkpoint:
         print(
             f"{report.n_files} file{plural} ({report.n_bad} bad): held-out NLL {report.nll:.4f} nats/sample, "
             f"copy-synthesis log-mel distance {report.log_mel_distance:.3f} (sigma {args.sigma}), "

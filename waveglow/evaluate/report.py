@@ -247,7 +247,7 @@ def evaluate_model(
             rows.append((Path(path).stem, *mels))
     report = _summarise(clips, files, checkpoint, sigma, run.timing, model is not None, griffin_lim_iters)
     if model is not None:
-        report.synthesis = synthesis or ("model.infer (eager, fp32)" if synthesize is None else "")
+        report.synthesis = synthesis or ("model.infer (eager, fp32)" if synthesize is None else "given")
     report.sampling_rate = audio_cfg.sampling_rate
     report.metric_cost_ms_per_second = {k: round(v, 2) for k, v in run.suite.cost_ms_per_second().items()}
     report.environment = environment()
