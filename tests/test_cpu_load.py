@@ -85,6 +85,20 @@ def test_read_cpu_sample_parses_proc_stat(tmp_path):
     hz = os.sysconf("SC_CLK_TCK")
     # user nice system idle iowait irq softirq steal: busy = 100+5+20+1+2+3 ticks
     (tmp_path / "stat").write_text(f"cpu  100 5 20 {9 * hz} 7 1 2 3 0 0\ncpu0 1 2 3\n")
-    sample = read_cpu_sample(str(tmp_path / "stat"))
+    sample = read_cpu_sample(str(tmp_path / "stat"), cpus=set())
     assert sample is not None and sample.busy == pytest.approx(131 / hz) and sample.own > 0
     assert available_cores() >= 1
+
+
+def test_only_the_cpus_this_process_may_use_count(tmp_path):
+    import os
+
+    hz = os.sysconf("SC_CLK_TCK")
+    # 4 CPUs; the process may run on 2 and 3: CPU 0's work (another job's, on other cores) does not count
+    (tmp_path / "stat").write_text(
+        "cpu  1000 0 0 400 0 0 0 0\ncpu0 1000 0 0 0 0 0 0 0\ncpu1 0 0 0 100 0 0 0 0\n"
+        "cpu2 0 0 30 100 0 0 0 0\ncpu3 20 0 0 100 0 0 0 0\nintr 5\n"
+    )
+    assert read_cpu_sample(str(tmp_path / "stat"), cpus={2, 3}).busy == pytest.approx(50 / hz)
+    assert read_cpu_sample(str(tmp_path / "stat"), cpus={7}).busy == pytest.approx(1000 / hz)  # unknown: all
+    assert read_cpu_sample(str(tmp_path / "stat"), cpus=set()).busy == pytest.approx(1000 / hz)

@@ -8,7 +8,7 @@ two ``infer.py`` jobs of the bundled voice side by side, 60 clips each, took 48-
 threads and 0.22 s on 1.
 
 ``LoadAwareThreads.update`` measures how many cores other processes kept busy since its last call (the busy
-time of all CPUs in /proc/stat, less this process's own CPU time) and sets torch's intra-op threads to the
+time in /proc/stat of the CPUs this process may run on, less this process's own CPU time) and sets torch's intra-op threads to the
 cores left: at least 1, at most the count it started with. The batch job (infer.py) calls it between
 batches, so a job takes the whole machine when it is alone and one core when another job holds the other.
 Where /proc/stat cannot be read it leaves the threads alone.
@@ -41,24 +41,32 @@ class CpuSample:
     own: float
 
 
-def read_cpu_sample(stat_path: str = PROC_STAT) -> CpuSample | None:
-    """Now's ``CpuSample``, or None where ``stat_path`` cannot be read or parsed (not Linux)."""
+def read_cpu_sample(stat_path: str = PROC_STAT, cpus: set[int] | None = None) -> CpuSample | None:
+    """Now's ``CpuSample`` over the CPUs ``cpus`` (default: those this process may run on, ``allowed_cpus``),
+    or None where ``stat_path`` cannot be read or parsed (not Linux)."""
+    cpus = allowed_cpus() if cpus is None else cpus
     try:
         with open(stat_path) as f:
-            first = f.readline().split()
-        ticks = [int(v) for v in first[1:]]
-        busy = sum(ticks[i] for i in BUSY_COLUMNS if i < len(ticks)) / os.sysconf("SC_CLK_TCK")
+            lines = [line.split() for line in f if line.startswith("cpu")]
+        rows = [row for row in lines[1:] if row[0][3:].isdigit() and int(row[0][3:]) in cpus] if cpus else []
+        if not rows:  # no per-CPU lines for them (or no set known): the whole machine's line
+            rows = lines[:1]
+        ticks = [[int(v) for v in row[1:]] for row in rows]
+        busy = sum(t[i] for t in ticks for i in BUSY_COLUMNS if i < len(t)) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
     own = os.times()
     return CpuSample(time.monotonic(), busy, own.user + own.system)
 
 
+def allowed_cpus() -> set[int]:
+    """The CPUs this process may run on (its affinity; empty where the OS does not tell)."""
+    return set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set()
+
+
 def available_cores() -> int:
     """Cores this process may run on (its CPU affinity where the OS tells it, else the machine's)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+    return max(1, len(allowed_cpus()) or os.cpu_count() or 1)
 
 
 def others_busy(before: CpuSample, after: CpuSample) -> float:
